@@ -1,0 +1,58 @@
+"""What a channel is asked to deliver, and how a delivery can fail."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Attachment:
+    filename: str
+    content: bytes
+    mime_type: str  # e.g. "text/calendar; method=REQUEST"
+
+
+@dataclass(frozen=True)
+class EmailMessage:
+    to: str
+    subject: str
+    text: str
+    html: str
+    attachments: tuple[Attachment, ...] = ()
+    message_id: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SmsMessage:
+    to: str  # E.164
+    body: str
+
+
+class DeliveryError(Exception):
+    """A channel refused or failed a delivery; `code` is the provider's error code if any."""
+
+    def __init__(self, reason: str, code: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.code = code
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying later with backoff (server down, rate limited, unreachable)."""
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (recipient opted out, invalid number, rejected address)."""
+
+
+class EmailSender(Protocol):
+    async def send(self, message: EmailMessage) -> str:
+        """Deliver the message; return the provider's id for it."""
+        ...
+
+
+class SmsSender(Protocol):
+    async def send(self, message: SmsMessage) -> str:
+        """Deliver the message; return the provider's id for it (Twilio's SM… sid)."""
+        ...
