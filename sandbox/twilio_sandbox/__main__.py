@@ -1,0 +1,3 @@
+from sandbox.twilio_sandbox.cli import main
+
+main()

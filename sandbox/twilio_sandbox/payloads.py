@@ -1,0 +1,104 @@
+"""Twilio-shaped resources and errors, close enough for the twilio package to parse."""
+from __future__ import annotations
+
+import re
+import secrets
+from datetime import datetime, timezone
+from email.utils import format_datetime
+from typing import Any
+
+API_VERSION = "2010-04-01"
+_E164 = re.compile(r"^\+[1-9]\d{1,14}$")
+
+# Messages mirror Twilio's wording but never echo phone numbers: they end up in logs.
+ERROR_MESSAGES: dict[int, str] = {
+    20003: "Authenticate",
+    20404: "The requested resource was not found",
+    20429: "Too Many Requests",
+    20500: "An internal server error has occurred",
+    21211: "The 'To' number is not a valid phone number.",
+    21602: "Message body is required.",
+    21603: "A 'From' or 'MessagingServiceSid' parameter is required to send a message.",
+    21610: "Attempt to send to unsubscribed recipient",
+    21614: "'To' number is not a valid mobile number",
+    30003: "Unreachable destination handset",
+    30005: "Unknown destination handset",
+    30007: "Message filtered",
+}
+
+_GSM7_BASIC = set(
+    "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
+    "¡ABCDEFGHIJKLMNOPQRSTUVWXYZÄÖÑÜ§¿abcdefghijklmnopqrstuvwxyzäöñüà"
+)
+_GSM7_EXTENDED = set("^{}\\[~]|€\f")
+
+
+def new_sid(prefix: str) -> str:
+    return prefix + secrets.token_hex(16)
+
+
+def is_e164(number: str) -> bool:
+    return bool(_E164.match(number))
+
+
+def twilio_date(moment: datetime | None = None) -> str:
+    """RFC 2822, as Twilio writes dates in the 2010-04-01 API."""
+    return format_datetime(moment or datetime.now(timezone.utc), usegmt=True)
+
+
+def error_body(code: int, status: int, message: str | None = None) -> dict[str, Any]:
+    return {
+        "code": code,
+        "message": message or ERROR_MESSAGES.get(code, "Sandbox error"),
+        "more_info": f"https://www.twilio.com/docs/errors/{code}",
+        "status": status,
+    }
+
+
+def num_segments(body: str) -> int:
+    """GSM-7 fits 160 characters (153 per part); anything else is UCS-2: 70 (67 per part)."""
+    if all(ch in _GSM7_BASIC or ch in _GSM7_EXTENDED for ch in body):
+        units = sum(2 if ch in _GSM7_EXTENDED else 1 for ch in body)
+        single, per_part = 160, 153
+    else:
+        units = len(body.encode("utf-16-le")) // 2
+        single, per_part = 70, 67
+    return 1 if units <= single else -(-units // per_part)
+
+
+def message_resource(
+    account_sid: str,
+    to: str,
+    from_: str | None,
+    body: str,
+    messaging_service_sid: str | None = None,
+    direction: str = "outbound-api",
+    status_callback: str | None = None,
+) -> dict[str, Any]:
+    sid = new_sid("SM")
+    now = twilio_date()
+    uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
+    return {
+        "account_sid": account_sid,
+        "api_version": API_VERSION,
+        "body": body,
+        "date_created": now,
+        "date_sent": None,
+        "date_updated": now,
+        "direction": direction,
+        "error_code": None,
+        "error_message": None,
+        "from": from_,
+        "messaging_service_sid": messaging_service_sid,
+        "num_media": "0",
+        "num_segments": str(num_segments(body)),
+        "price": None,
+        "price_unit": "USD",
+        "sid": sid,
+        # Twilio answers "accepted" when a Messaging Service still has to pick the sender.
+        "status": "queued" if from_ else "accepted",
+        "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+        "to": to,
+        "uri": uri,
+        "status_callback": status_callback,
+    }

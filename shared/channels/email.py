@@ -1,0 +1,159 @@
+"""Email delivery over SMTP (aiosmtplib), on one reused connection."""
+from __future__ import annotations
+
+import asyncio
+import email.message
+import email.utils
+from datetime import datetime, timezone
+
+import aiosmtplib
+
+from shared.channels.messages import (
+    DeliveryError,
+    EmailMessage,
+    PermanentDeliveryError,
+    TransientDeliveryError,
+)
+
+# Headers this sender writes itself; letting `message.headers` override them would
+# break the MIME structure or make the returned Message-ID a lie.
+_OWNED_HEADERS = frozenset(
+    {"from", "to", "subject", "date", "message-id", "mime-version",
+     "content-type", "content-transfer-encoding"}
+)
+_SMTP_FAILURES = (aiosmtplib.SMTPException, OSError, TimeoutError)
+
+
+class SmtpEmailSender:
+    """EmailSender on one lazily opened SMTP connection, shared under a lock."""
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        sender: str,
+        username: str | None = None,
+        password: str | None = None,
+        use_tls: bool = False,
+        start_tls: bool = False,
+        timeout: float = 10.0,
+    ) -> None:
+        self._sender = sender
+        self._envelope_sender = email.utils.parseaddr(sender)[1]
+        if not self._envelope_sender:
+            raise ValueError("sender must contain an address, e.g. 'Clinic <desk@example.ca>'")
+        self._smtp = aiosmtplib.SMTP(
+            hostname=host,
+            port=port,
+            username=username,
+            password=password,
+            use_tls=use_tls,
+            start_tls=start_tls,
+            timeout=timeout,
+        )
+        self._lock = asyncio.Lock()
+
+    async def send(self, message: EmailMessage) -> str:
+        mime = build_mime_message(message, self._sender, self._envelope_domain())
+        async with self._lock:
+            try:
+                await self._send_on_connection(mime, message.to)
+            except aiosmtplib.SMTPServerDisconnected:
+                # The server may drop an idle connection; one fresh attempt is worth it.
+                self._smtp.close()
+                await self._send_without_retry(mime, message.to)
+            except _SMTP_FAILURES as exc:
+                raise self._delivery_error(exc) from exc
+        return str(mime["Message-ID"])
+
+    async def close(self) -> None:
+        async with self._lock:
+            if not self._smtp.is_connected:
+                return
+            try:
+                await self._smtp.quit()
+            except aiosmtplib.SMTPException:
+                self._smtp.close()
+
+    async def _send_without_retry(self, mime: email.message.EmailMessage, to: str) -> None:
+        try:
+            await self._send_on_connection(mime, to)
+        except _SMTP_FAILURES as exc:
+            raise self._delivery_error(exc) from exc
+
+    async def _send_on_connection(self, mime: email.message.EmailMessage, to: str) -> None:
+        if not self._smtp.is_connected:
+            await self._smtp.connect()
+        await self._smtp.send_message(mime, sender=self._envelope_sender, recipients=[to])
+
+    def _delivery_error(self, exc: BaseException) -> DeliveryError:
+        error = classify_smtp_error(exc)
+        if isinstance(error, TransientDeliveryError) and error.code is None:
+            # Timeouts and drops leave the conversation in an unknown state.
+            self._smtp.close()
+        return error
+
+    def _envelope_domain(self) -> str:
+        return self._envelope_sender.rpartition("@")[2] or "localhost"
+
+
+def build_mime_message(
+    message: EmailMessage, sender: str, id_domain: str
+) -> email.message.EmailMessage:
+    """multipart/alternative (text, HTML), wrapped in multipart/mixed when there are attachments."""
+    clashing = {name for name in message.headers if name.lower() in _OWNED_HEADERS}
+    if clashing:
+        raise ValueError(f"headers set by the sender itself: {sorted(clashing)}")
+    mime = email.message.EmailMessage()
+    mime["From"] = sender
+    mime["To"] = message.to
+    mime["Subject"] = message.subject
+    mime["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
+    mime["Message-ID"] = _message_id(message.message_id, id_domain)
+    for name, value in message.headers.items():
+        mime[name] = value
+    mime.set_content(message.text)
+    mime.add_alternative(message.html, subtype="html")
+    for attachment in message.attachments:
+        maintype, subtype, params = _parse_mime_type(attachment.mime_type)
+        mime.add_attachment(
+            attachment.content,
+            maintype=maintype,
+            subtype=subtype,
+            filename=attachment.filename,
+            params=params,
+        )
+    return mime
+
+
+def classify_smtp_error(exc: BaseException) -> DeliveryError:
+    """4xx replies and connection failures are transient; 5xx replies are permanent."""
+    if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
+        codes = [refusal.code for refusal in exc.recipients]
+        return _by_reply_code(min(codes, default=550), "all recipients refused")
+    if isinstance(exc, aiosmtplib.SMTPResponseException):
+        return _by_reply_code(exc.code, type(exc).__name__)
+    # Refused, timed out or dropped connections: the server never took the mail.
+    return TransientDeliveryError(f"SMTP connection failed: {type(exc).__name__}")
+
+
+def _by_reply_code(code: int, reason: str) -> DeliveryError:
+    if 400 <= code < 500:
+        return TransientDeliveryError(f"SMTP {code}: {reason}", code=str(code))
+    return PermanentDeliveryError(f"SMTP {code}: {reason}", code=str(code))
+
+
+def _message_id(given: str | None, domain: str) -> str:
+    if given is None:
+        return email.utils.make_msgid(domain=domain)
+    return given if given.startswith("<") else f"<{given}>"
+
+
+def _parse_mime_type(mime_type: str) -> tuple[str, str, dict[str, str]]:
+    """'text/calendar; method=REQUEST' -> ('text', 'calendar', {'method': 'REQUEST'})."""
+    probe = email.message.EmailMessage()
+    probe["Content-Type"] = mime_type
+    header = probe["Content-Type"]
+    if header.defects:
+        raise ValueError(f"invalid attachment mime type: {mime_type!r}")
+    return probe.get_content_maintype(), probe.get_content_subtype(), dict(header.params)
