@@ -98,6 +98,8 @@ def _escalation_reasons(
     if score is not None:
         if score >= rules.escalate_at_or_above:
             reasons.append(f"score_at_or_above:{rules.escalate_at_or_above}")
-        if previous_score is not None and score > previous_score:
+        # Soreness creeping from 1 to 2 is still normal; getting worse only worries once it is
+        # past what the clinic calls mild.
+        if previous_score is not None and score > previous_score and score > rules.reassure_at_or_below:
             reasons.append(f"worse_than_previous:{previous_score}->{score}")
     return tuple(reasons)

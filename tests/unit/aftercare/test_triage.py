@@ -33,6 +33,7 @@ def decide(
         pytest.param("5", 6, TriageAction.CARE_ADVICE, False, id="better than last time"),
         pytest.param("5", 5, TriageAction.CARE_ADVICE, False, id="same as last time"),
         pytest.param("6", 4, TriageAction.ESCALATE, True, id="worse at the later check-in"),
+        pytest.param("2", 1, TriageAction.REASSURE, True, id="mild soreness a little higher is still mild"),
         pytest.param("2", 4, TriageAction.REASSURE, True, id="improved to low"),
         pytest.param("3 but my chest hurts", None, TriageAction.ESCALATE, True, id="low score with a red flag"),
         pytest.param("no fever, 2", None, TriageAction.REASSURE, True, id="negated flag does not escalate"),
