@@ -1,0 +1,109 @@
+"""Appointment events, version 1 of the contract.
+
+Every event carries the full patient contact and appointment as they are after the change,
+so a consumer never has to look anything up. Events of one appointment share its id as the
+Kafka key and carry a per-appointment `sequence` that grows with each change.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Annotated, Literal, Union
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+
+from shared.events.patient import PatientContact
+
+SCHEMA_VERSION = 1
+
+
+class AppointmentType(StrEnum):
+    DRY_NEEDLING = "dry_needling"
+    PHYSIOTHERAPY = "physiotherapy"
+    MASSAGE_THERAPY = "massage_therapy"
+    CHIROPRACTIC = "chiropractic"
+    SHOCKWAVE_THERAPY = "shockwave_therapy"
+    INJECTION_THERAPY = "injection_therapy"
+    ACTIVE_RELEASE_THERAPY = "active_release_therapy"
+    MEDICAL_ACUPUNCTURE = "medical_acupuncture"
+
+
+class AppointmentDetails(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    type: AppointmentType
+    starts_at: AwareDatetime
+    duration_minutes: int = Field(ge=5, le=480)
+    practitioner: str = Field(min_length=1, max_length=200)
+    location_id: str = Field(min_length=1, max_length=100)
+
+    @property
+    def ends_at(self) -> datetime:
+        return self.starts_at + timedelta(minutes=self.duration_minutes)
+
+
+class EventEnvelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    schema_version: Literal[1] = SCHEMA_VERSION
+    occurred_at: AwareDatetime
+    appointment_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
+    sequence: int = Field(ge=1, description="Grows by one with each change of this appointment")
+    location_id: str = Field(min_length=1, max_length=100)
+    patient: PatientContact
+    appointment: AppointmentDetails
+
+
+class AppointmentBooked(EventEnvelope):
+    event_type: Literal["AppointmentBooked"] = "AppointmentBooked"
+
+
+class AppointmentRescheduled(EventEnvelope):
+    event_type: Literal["AppointmentRescheduled"] = "AppointmentRescheduled"
+    previous_starts_at: AwareDatetime
+
+
+class AppointmentCancelled(EventEnvelope):
+    event_type: Literal["AppointmentCancelled"] = "AppointmentCancelled"
+    cancelled_by: Literal["patient", "clinic"] = "clinic"
+
+
+class AppointmentCompleted(EventEnvelope):
+    event_type: Literal["AppointmentCompleted"] = "AppointmentCompleted"
+    completed_at: AwareDatetime
+    needled_near_chest: bool = False
+
+
+class AppointmentNoShow(EventEnvelope):
+    event_type: Literal["AppointmentNoShow"] = "AppointmentNoShow"
+
+
+AppointmentEvent = Annotated[
+    Union[
+        AppointmentBooked,
+        AppointmentRescheduled,
+        AppointmentCancelled,
+        AppointmentCompleted,
+        AppointmentNoShow,
+    ],
+    Field(discriminator="event_type"),
+]
+APPOINTMENT_EVENT_TYPES = (
+    AppointmentBooked,
+    AppointmentRescheduled,
+    AppointmentCancelled,
+    AppointmentCompleted,
+    AppointmentNoShow,
+)
+_event_adapter: TypeAdapter[AppointmentEvent] = TypeAdapter(AppointmentEvent)
+
+
+def parse_appointment_event(raw: bytes | str) -> AppointmentEvent:
+    """Parse one event from its JSON wire form; raises pydantic.ValidationError when invalid."""
+    return _event_adapter.validate_json(raw)
+
+
+def appointment_event_json_schema() -> dict:
+    return _event_adapter.json_schema()

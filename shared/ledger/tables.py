@@ -1,0 +1,70 @@
+"""Tables of the delivery ledger: every intended message, and what we know of each appointment."""
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+
+from shared.database import UtcDateTime, metadata
+
+deliveries = Table(
+    "deliveries",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("appointment_id", String(100), nullable=False),
+    Column("step", String(100), nullable=False),
+    Column("channel", String(10), nullable=False),
+    Column("appointment_version", Integer, nullable=False),
+    Column("template", String(100), nullable=False),
+    Column("recipient", String(320), nullable=False),
+    Column("locale", String(10), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("scheduled_for", UtcDateTime(), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("expires_at", UtcDateTime()),
+    Column("status", String(20), nullable=False),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("lease_until", UtcDateTime()),
+    Column("reason", Text),
+    Column("error_code", String(20)),
+    Column("provider_id", String(200)),
+    Column("sent_at", UtcDateTime()),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("appointment_id", "step", "channel", "appointment_version", name="uq_delivery_intent"),
+    Index("ix_deliveries_status_due", "status", "due_at"),
+    Index("ix_deliveries_appointment", "appointment_id"),
+)
+
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("appointment_id", String(100), primary_key=True),
+    Column("last_sequence", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+sms_suppressions = Table(
+    "sms_suppressions",
+    metadata,
+    Column("phone", String(20), primary_key=True),
+    Column("opted_out_at", UtcDateTime(), nullable=False),
+    Column("source", String(50), nullable=False),
+)
+
+email_suppressions = Table(
+    "email_suppressions",
+    metadata,
+    Column("email", String(320), primary_key=True),
+    Column("opted_out_at", UtcDateTime(), nullable=False),
+    Column("source", String(50), nullable=False),
+)
