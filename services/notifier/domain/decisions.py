@@ -1,0 +1,157 @@
+"""What the notifier does with one appointment event: pure rules, no I/O.
+
+- A booking is confirmed on every channel the patient can be reached on, and its pre-session
+  schedule (guidance, reminders) is planned.
+- A reschedule sends a notice and re-plans the schedule at the new time; steps already sent are
+  only sent again when the schedule says the new time makes them meaningful.
+- A cancellation sends a notice and cancels everything pending; a no-show or a completed visit
+  cancels what is pending.
+- An event whose sequence is not newer than the last applied one changes nothing, and nothing
+  reopens an appointment that was cancelled, missed or completed.
+"""
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.clinic_config import ClinicConfig
+from shared.delivery.context import appointment_context
+from shared.delivery.recipients import reachable_channels
+from shared.events.appointment import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentCompleted,
+    AppointmentEvent,
+    AppointmentNoShow,
+    AppointmentRescheduled,
+)
+from shared.ledger.appointment_state import AppointmentState
+from shared.ledger.model import DeliveryIntent
+from shared.scheduling.plan import SkippedStep, plan_schedule
+
+CLOSED_STATUSES = frozenset({"cancelled", "no_show", "completed"})
+NOTICE_FOR = {
+    "AppointmentBooked": "confirmation",
+    "AppointmentRescheduled": "reschedule_notice",
+    "AppointmentCancelled": "cancellation_notice",
+}
+STATUS_AFTER = {
+    "AppointmentBooked": "booked",
+    "AppointmentRescheduled": "booked",
+    "AppointmentCancelled": "cancelled",
+    "AppointmentNoShow": "no_show",
+    "AppointmentCompleted": "completed",
+}
+
+
+@dataclass(frozen=True)
+class EventDecision:
+    ignored_because: str | None = None
+    new_state: AppointmentState | None = None
+    cancel_pending_because: str | None = None
+    intents: tuple[DeliveryIntent, ...] = ()
+    skipped: tuple[SkippedStep, ...] = ()
+
+    @property
+    def applied(self) -> bool:
+        return self.ignored_because is None
+
+
+def decide(
+    event: AppointmentEvent,
+    current: AppointmentState | None,
+    already_sent: Mapping[str, datetime],
+    clinic: ClinicConfig,
+    now: datetime,
+) -> EventDecision:
+    """`already_sent` maps each step of this appointment already sent to when it was sent."""
+    if current is not None:
+        if event.sequence <= current.last_sequence:
+            return EventDecision(ignored_because="not_newer_than_applied_sequence")
+        if current.status in CLOSED_STATUSES:
+            return EventDecision(ignored_because=f"appointment_already_{current.status}")
+
+    new_state = AppointmentState(
+        appointment_id=event.appointment_id,
+        last_sequence=event.sequence,
+        status=STATUS_AFTER[event.event_type],
+        event=event.model_dump(mode="json"),
+    )
+    notices = _notices(event, now)
+    if isinstance(event, (AppointmentCancelled, AppointmentNoShow, AppointmentCompleted)):
+        return EventDecision(new_state=new_state, cancel_pending_because=new_state.status, intents=notices)
+
+    assert isinstance(event, (AppointmentBooked, AppointmentRescheduled))
+    scheduled, skipped = _pre_session_schedule(event, already_sent, clinic, now)
+    return EventDecision(
+        new_state=new_state,
+        cancel_pending_because="rescheduled" if current is not None else None,
+        intents=notices + scheduled,
+        skipped=skipped,
+    )
+
+
+def _notices(event: AppointmentEvent, now: datetime) -> tuple[DeliveryIntent, ...]:
+    template = NOTICE_FOR.get(event.event_type)
+    if template is None:
+        return ()
+    return tuple(
+        DeliveryIntent(
+            appointment_id=event.appointment_id,
+            step=template,
+            channel=channel,
+            appointment_version=event.sequence,
+            template=template,
+            recipient=address,
+            locale=event.patient.locale,
+            due_at=now,
+            context=appointment_context(event),
+        )
+        for channel, address in reachable_channels(event.patient).items()
+    )
+
+
+def _pre_session_schedule(
+    event: AppointmentBooked | AppointmentRescheduled,
+    already_sent: Mapping[str, datetime],
+    clinic: ClinicConfig,
+    now: datetime,
+) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
+    schedule = clinic.pre_session_schedule(event.appointment.type.value)
+    if schedule is None:
+        return (), ()
+    starts_at = event.appointment.starts_at
+    plan = plan_schedule(
+        schedule,
+        anchor=starts_at,
+        time_zone=event.patient.zone,
+        quiet_hours=clinic.quiet_hours,
+        now=now,
+        deadline=starts_at,
+        already_sent=already_sent,
+    )
+    channels = reachable_channels(event.patient)
+    context = appointment_context(event)
+    intents = tuple(
+        DeliveryIntent(
+            appointment_id=event.appointment_id,
+            step=planned.step,
+            channel=planned.channel,
+            appointment_version=event.sequence,
+            template=planned.template,
+            recipient=channels[planned.channel],
+            locale=event.patient.locale,
+            due_at=planned.due_at,
+            context=context,
+            expires_at=starts_at,
+        )
+        for planned in plan.planned
+        if planned.channel in channels
+    )
+    unreachable = tuple(
+        SkippedStep(step=planned.step, channel=planned.channel, reason="no_consent_or_address")  # type: ignore[arg-type]
+        for planned in plan.planned
+        if planned.channel not in channels
+    )
+    return intents, plan.skipped + unreachable

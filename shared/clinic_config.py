@@ -1,0 +1,118 @@
+"""The clinic's own configuration file: who it is, its locations, quiet hours and message schedules.
+
+Loaded and validated once at start-up; an invalid file stops the service with an error naming the field.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, ValidationError, model_validator
+
+from shared.events.appointment import AppointmentType
+from shared.events.patient import E164Phone, TimeZoneName
+from shared.scheduling.steps import QuietHours, Schedule
+
+
+class OnCallContact(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    email: EmailStr
+    phone: E164Phone
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    address: str
+    phone: E164Phone
+
+
+class ClinicIdentity(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str
+    phone: E164Phone
+    email: EmailStr
+    website: HttpUrl
+    mailing_address: str
+    time_zone: TimeZoneName = "America/Toronto"
+
+
+class TriageThresholds(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    reassure_at_or_below: int = Field(default=3, ge=0, le=10)
+    escalate_at_or_above: int = Field(default=7, ge=0, le=10)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TriageThresholds:
+        if self.reassure_at_or_below >= self.escalate_at_or_above:
+            raise ValueError("reassure_at_or_below must be lower than escalate_at_or_above")
+        return self
+
+
+class AftercareConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    check_ins: dict[AppointmentType | str, Schedule] = Field(default_factory=dict)
+    triage: TriageThresholds = TriageThresholds()
+    on_call: OnCallContact
+
+
+class ClinicConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    clinic: ClinicIdentity
+    locations: dict[str, Location]
+    quiet_hours: QuietHours = QuietHours()
+    hold_email_in_quiet_hours: bool = False
+    pre_session: dict[AppointmentType | str, Schedule] = Field(default_factory=dict)
+    aftercare: AftercareConfig
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> ClinicConfig:
+        allowed = {member.value for member in AppointmentType} | {"default"}
+        for section, schedules in (("pre_session", self.pre_session), ("aftercare.check_ins", self.aftercare.check_ins)):
+            unknown = set(map(str, schedules)) - allowed
+            if unknown:
+                raise ValueError(
+                    f"{section}: unknown appointment type(s) {sorted(unknown)}; use one of {sorted(allowed)}"
+                )
+        return self
+
+    def pre_session_schedule(self, appointment_type: str) -> Schedule | None:
+        return _lookup(self.pre_session, appointment_type)
+
+    def check_in_schedule(self, appointment_type: str) -> Schedule | None:
+        return _lookup(self.aftercare.check_ins, appointment_type)
+
+    def location(self, location_id: str) -> Location | None:
+        return self.locations.get(location_id)
+
+
+def _lookup(schedules: dict, appointment_type: str) -> Schedule | None:  # type: ignore[type-arg]
+    by_name = {str(key): value for key, value in schedules.items()}
+    return by_name.get(appointment_type, by_name.get("default"))
+
+
+class ClinicConfigError(ValueError):
+    pass
+
+
+def load_clinic_config(path: Path) -> ClinicConfig:
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ClinicConfigError(f"clinic configuration file not found: {path}") from None
+    except yaml.YAMLError as error:
+        raise ClinicConfigError(f"{path}: not valid YAML: {error}") from None
+    try:
+        return ClinicConfig.model_validate(raw)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(map(str, item['loc']))}: {item['msg']}" for item in error.errors(include_input=False)
+        )
+        raise ClinicConfigError(f"{path}: {problems}") from None

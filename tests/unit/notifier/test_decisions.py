@@ -1,0 +1,140 @@
+"""Which messages an appointment event produces, decided from plain values."""
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from services.notifier.domain.decisions import decide
+from shared.clinic_config import load_clinic_config
+from shared.events.appointment import AppointmentType
+from shared.events.patient import ChannelConsent
+from shared.ledger.appointment_state import AppointmentState
+from tests.support.events import booked, cancelled, completed, no_show, patient, rescheduled
+
+CLINIC = load_clinic_config(Path(__file__).resolve().parents[3] / "deploy" / "clinic.yaml")
+TORONTO = ZoneInfo("America/Toronto")
+# Wednesday 25 November 2026, 10:00 in Toronto.
+NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TORONTO).astimezone(UTC)
+
+
+def state_after(event, status: str = "booked") -> AppointmentState:  # type: ignore[no-untyped-def]
+    return AppointmentState(event.appointment_id, event.sequence, status, event.model_dump(mode="json"))
+
+
+def steps(decision) -> set[tuple[str, str]]:  # type: ignore[no-untyped-def]
+    return {(intent.step, intent.channel) for intent in decision.intents}
+
+
+def local(moment: datetime) -> datetime:
+    return moment.astimezone(TORONTO)
+
+
+def test_a_booking_is_confirmed_by_email_and_sms_at_once_and_its_reminders_are_planned() -> None:
+    event = booked("apt-1", datetime(2026, 11, 30, 10, 0, tzinfo=TORONTO))
+    decision = decide(event, None, {}, CLINIC, NOW)
+    assert decision.applied and decision.new_state.status == "booked"
+    assert steps(decision) == {
+        ("confirmation", "email"), ("confirmation", "sms"),
+        ("guidance_48h", "email"), ("reminder_24h", "sms"), ("reminder_2h", "sms"),
+    }
+    due = {intent.step: local(intent.due_at) for intent in decision.intents}
+    assert due["confirmation"] == local(NOW)
+    assert due["guidance_48h"] == datetime(2026, 11, 28, 10, 0, tzinfo=TORONTO)
+    assert due["reminder_24h"] == datetime(2026, 11, 29, 10, 0, tzinfo=TORONTO)
+    assert due["reminder_2h"] == datetime(2026, 11, 30, 8, 0, tzinfo=TORONTO)
+    assert all(i.expires_at == event.appointment.starts_at for i in decision.intents if i.step != "confirmation")
+
+
+def test_the_confirmation_goes_only_where_the_patient_agreed() -> None:
+    who = patient(consent=ChannelConsent(email=True, sms=False))
+    decision = decide(booked("apt-1", NOW + timedelta(days=5), who=who), None, {}, CLINIC, NOW)
+    assert {channel for _, channel in steps(decision)} == {"email"}
+    assert any(s.reason == "no_consent_or_address" for s in decision.skipped)
+
+
+def test_a_patient_without_email_gets_sms_only() -> None:
+    decision = decide(booked("apt-1", NOW + timedelta(days=5), who=patient(email=None)), None, {}, CLINIC, NOW)
+    assert ("confirmation", "email") not in steps(decision)
+    assert ("confirmation", "sms") in steps(decision)
+
+
+def test_a_late_booking_sends_the_guidance_at_once_and_skips_steps_already_past() -> None:
+    event = booked("apt-1", NOW + timedelta(hours=3))
+    decision = decide(event, None, {}, CLINIC, NOW)
+    due = {intent.step: intent.due_at for intent in decision.intents}
+    assert due["guidance_48h"] == NOW
+    assert "reminder_24h" not in due
+    assert due["reminder_2h"] == NOW + timedelta(hours=1)
+    assert ("reminder_24h", "due_time_passed") in {(s.step, s.reason) for s in decision.skipped}
+
+
+def test_a_reschedule_sends_a_notice_and_replans_from_the_new_time() -> None:
+    original = booked("apt-1", datetime(2026, 11, 30, 10, 0, tzinfo=TORONTO))
+    moved = rescheduled(original, datetime(2026, 12, 2, 15, 0, tzinfo=TORONTO), sequence=2)
+    decision = decide(moved, state_after(original), {}, CLINIC, NOW)
+    assert decision.cancel_pending_because == "rescheduled"
+    assert ("reschedule_notice", "email") in steps(decision)
+    assert ("confirmation", "email") not in steps(decision)
+    due = {intent.step: local(intent.due_at) for intent in decision.intents}
+    assert due["reminder_2h"] == datetime(2026, 12, 2, 13, 0, tzinfo=TORONTO)
+    assert all(intent.appointment_version == 2 for intent in decision.intents)
+
+
+def test_guidance_already_sent_is_not_sent_again_after_a_reschedule_but_the_reminders_are() -> None:
+    original = booked("apt-1", datetime(2026, 11, 26, 10, 0, tzinfo=TORONTO))
+    moved = rescheduled(original, datetime(2026, 12, 2, 10, 0, tzinfo=TORONTO), sequence=2)
+    sent = {"guidance_48h": NOW - timedelta(hours=1), "reminder_24h": NOW - timedelta(minutes=5)}
+    decision = decide(moved, state_after(original), sent, CLINIC, NOW)
+    planned = {intent.step for intent in decision.intents}
+    assert "guidance_48h" not in planned
+    assert {"reminder_24h", "reminder_2h"} <= planned
+
+
+def test_a_cancellation_sends_a_notice_and_cancels_everything_pending() -> None:
+    original = booked("apt-1", NOW + timedelta(days=3))
+    decision = decide(cancelled(original, sequence=2), state_after(original), {}, CLINIC, NOW)
+    assert decision.cancel_pending_because == "cancelled"
+    assert steps(decision) == {("cancellation_notice", "email"), ("cancellation_notice", "sms")}
+    assert decision.new_state.status == "cancelled"
+
+
+@pytest.mark.parametrize("ending", [no_show, completed], ids=["no-show", "completed"])
+def test_a_no_show_or_a_completed_visit_cancels_what_is_pending_and_sends_nothing(ending) -> None:  # type: ignore[no-untyped-def]
+    original = booked("apt-1", NOW + timedelta(days=3))
+    decision = decide(ending(original, sequence=2), state_after(original), {}, CLINIC, NOW)
+    assert decision.applied and decision.intents == ()
+    assert decision.cancel_pending_because in {"no_show", "completed"}
+
+
+def test_an_older_event_arriving_late_changes_nothing() -> None:
+    original = booked("apt-1", NOW + timedelta(days=3))
+    moved = rescheduled(original, NOW + timedelta(days=4), sequence=2)
+    decision = decide(original, state_after(moved), {}, CLINIC, NOW)
+    assert not decision.applied and decision.ignored_because == "not_newer_than_applied_sequence"
+
+
+def test_a_replayed_event_changes_nothing() -> None:
+    original = booked("apt-1", NOW + timedelta(days=3))
+    assert not decide(original, state_after(original), {}, CLINIC, NOW).applied
+
+
+def test_nothing_reopens_a_cancelled_appointment() -> None:
+    original = booked("apt-1", NOW + timedelta(days=3))
+    gone = cancelled(original, sequence=2)
+    late_reschedule = rescheduled(original, NOW + timedelta(days=5), sequence=3)
+    decision = decide(late_reschedule, state_after(gone, "cancelled"), {}, CLINIC, NOW)
+    assert not decision.applied and decision.ignored_because == "appointment_already_cancelled"
+
+
+def test_a_type_without_its_own_schedule_uses_the_default_one() -> None:
+    event = booked("apt-1", NOW + timedelta(days=5), type=AppointmentType.MASSAGE_THERAPY)
+    planned = {intent.step for intent in decide(event, None, {}, CLINIC, NOW).intents}
+    assert {"reminder_24h", "reminder_24h_email"} <= planned and "guidance_48h" not in planned
+
+
+def test_the_patient_language_is_carried_on_every_message() -> None:
+    decision = decide(booked("apt-1", NOW + timedelta(days=5), who=patient(locale="fr-CA")), None, {}, CLINIC, NOW)
+    assert {intent.locale for intent in decision.intents} == {"fr-CA"}
