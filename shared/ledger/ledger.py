@@ -81,14 +81,14 @@ class DeliveryLedger:
         appointment_id: str,
         reason: str,
         now: datetime,
-        steps: Sequence[str] | None = None,
+        templates: Sequence[str] | None = None,
     ) -> int:
         conditions = [
             deliveries.c.appointment_id == appointment_id,
             deliveries.c.status == DeliveryStatus.PENDING.value,
         ]
-        if steps is not None:
-            conditions.append(deliveries.c.step.in_(list(steps)))
+        if templates is not None:
+            conditions.append(deliveries.c.template.in_(list(templates)))
         result = await connection.execute(
             update(deliveries)
             .where(and_(*conditions))

@@ -1,10 +1,12 @@
 """Addresses that must not be messaged on a channel: opted out by STOP or an unsubscribe link."""
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import datetime
 
 from sqlalchemy import delete, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates
 from shared.ledger.tables import email_suppressions, sms_suppressions
@@ -16,20 +18,19 @@ class SuppressionList:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
 
-    async def suppress(self, channel: str, address: str, source: str, now: datetime) -> None:
+    async def suppress(self, channel: str, address: str, source: str, now: datetime,
+                       connection: AsyncConnection | None = None) -> None:
         table, column = _TABLES[channel]
         statement = insert_ignoring_duplicates(self.engine.dialect.name, table).values(
             {column: _normalise(channel, address), "opted_out_at": now, "source": source}
         )
-        async with self.engine.begin() as connection:
-            await connection.execute(statement)
+        async with _in_transaction(self.engine, connection) as active:
+            await active.execute(statement)
 
-    async def lift(self, channel: str, address: str) -> None:
+    async def lift(self, channel: str, address: str, connection: AsyncConnection | None = None) -> None:
         table, column = _TABLES[channel]
-        async with self.engine.begin() as connection:
-            await connection.execute(
-                delete(table).where(table.c[column] == _normalise(channel, address))
-            )
+        async with _in_transaction(self.engine, connection) as active:
+            await active.execute(delete(table).where(table.c[column] == _normalise(channel, address)))
 
     async def is_suppressed(self, channel: str, address: str) -> bool:
         table, column = _TABLES[channel]
@@ -38,6 +39,16 @@ class SuppressionList:
                 select(table.c[column]).where(table.c[column] == _normalise(channel, address))
             )
         return found is not None
+
+
+@asynccontextmanager
+async def _in_transaction(engine: AsyncEngine, connection: AsyncConnection | None) -> AsyncIterator[AsyncConnection]:
+    """The caller's transaction when it has one, else a transaction of our own."""
+    if connection is not None:
+        yield connection
+        return
+    async with engine.begin() as own:
+        yield own
 
 
 def _normalise(channel: str, address: str) -> str:

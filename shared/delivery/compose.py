@@ -1,0 +1,90 @@
+"""Turns a recorded delivery into the email or SMS a channel sends."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from shared.channels.messages import EmailMessage, SmsMessage
+from shared.clinic_config import ClinicConfig
+from shared.delivery.calendar import appointment_invitation
+from shared.ledger.model import Delivery
+from shared.links import PatientLinks
+from shared.templates.catalogue import TemplateCatalogue
+from shared.templates.formatting import appointment_type_name
+
+CALENDAR_TEMPLATES = {"confirmation": False, "reschedule_notice": False, "cancellation_notice": True}
+
+
+class MessageComposer:
+    def __init__(self, catalogue: TemplateCatalogue, clinic: ClinicConfig, links: PatientLinks) -> None:
+        self.catalogue = catalogue
+        self.clinic = clinic
+        self.links = links
+
+    def render_context(self, stored: dict[str, Any], channel: str, recipient: str) -> dict[str, Any]:
+        """The stored appointment context plus the clinic, the location and the patient's links."""
+        context = dict(stored)
+        location_id = context.get("appointment", {}).get("location_id", "")
+        location = self.clinic.location(location_id)
+        identity = self.clinic.clinic
+        check_in_id = context.get("extra", {}).get("check_in_id")
+        context["clinic"] = {
+            "name": identity.name,
+            "phone": identity.phone,
+            "email": identity.email,
+            "website": str(identity.website),
+            "mailing_address": identity.mailing_address,
+        }
+        context["location"] = (
+            {"name": location.name, "address": location.address, "phone": location.phone}
+            if location
+            else {"name": identity.name, "address": identity.mailing_address, "phone": identity.phone}
+        )
+        context["links"] = {
+            "unsubscribe": self.links.unsubscribe_url(channel, recipient),
+            "check_in": self.links.check_in_url(check_in_id) if check_in_id else None,
+            "scores": self.links.score_urls(check_in_id) if check_in_id else [],
+        }
+        return context
+
+    def email(self, delivery: Delivery, now: datetime) -> EmailMessage:
+        context = self.render_context(delivery.context, delivery.channel, delivery.recipient)
+        rendered = self.catalogue.render_email(delivery.template, delivery.locale, context)
+        attachments = ()
+        if delivery.template in CALENDAR_TEMPLATES:
+            appointment = context["appointment"]
+            attachments = (
+                appointment_invitation(
+                    appointment_id=appointment["id"],
+                    sequence=appointment["sequence"],
+                    starts_at=datetime.fromisoformat(appointment["starts_at"]),
+                    ends_at=datetime.fromisoformat(appointment["ends_at"]),
+                    summary=f"{appointment_type_name(appointment['type'], delivery.locale).capitalize()}"
+                    f" – {self.clinic.clinic.name}",
+                    location=f"{context['location']['name']}, {context['location']['address']}",
+                    organizer_name=self.clinic.clinic.name,
+                    organizer_email=str(self.clinic.clinic.email),
+                    cancelled=CALENDAR_TEMPLATES[delivery.template],
+                    stamp=now,
+                ),
+            )
+        return EmailMessage(
+            to=delivery.recipient,
+            subject=rendered.subject,
+            text=rendered.text,
+            html=rendered.html,
+            attachments=attachments,
+            # Derived from the ledger row: a resend after a crash carries the same Message-ID.
+            message_id=f"<{delivery.id}@clinic-notify>",
+            headers={
+                "List-Unsubscribe": f"<{context['links']['unsubscribe']}>",
+                "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
+            },
+        )
+
+    def sms(self, delivery: Delivery) -> SmsMessage:
+        body = self.sms_text(delivery.template, delivery.locale, delivery.context, delivery.recipient)
+        return SmsMessage(to=delivery.recipient, body=body)
+
+    def sms_text(self, template: str, locale: str, stored: dict[str, Any], recipient: str) -> str:
+        return self.catalogue.render_sms(template, locale, self.render_context(stored, "sms", recipient))

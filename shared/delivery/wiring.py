@@ -1,0 +1,78 @@
+"""Builds a dispatcher with the real channels from settings."""
+from __future__ import annotations
+
+from datetime import timedelta
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from shared.channels.email import SmtpEmailSender
+from shared.channels.sms import TwilioSmsSender
+from shared.clinic_config import ClinicConfig
+from shared.clock import Clock
+from shared.delivery.compose import MessageComposer
+from shared.delivery.dispatcher import Dispatcher
+from shared.delivery.retry import RetryPolicy
+from shared.ledger.ledger import DeliveryLedger
+from shared.ledger.suppressions import SuppressionList
+from shared.links import PatientLinks
+from shared.settings import DeliverySettings
+from shared.templates.catalogue import TemplateCatalogue
+from shared.templates.required import REQUIRED_TEMPLATES
+
+
+def patient_links(settings: DeliverySettings) -> PatientLinks:
+    return PatientLinks(settings.patient_web_url, settings.link_secret.get_secret_value())
+
+
+def build_channels(settings: DeliverySettings) -> tuple[SmtpEmailSender, TwilioSmsSender]:
+    smtp, twilio = settings.smtp, settings.twilio
+    email = SmtpEmailSender(
+        host=smtp.host,
+        port=smtp.port,
+        sender=smtp.sender,
+        username=smtp.username,
+        password=smtp.password.get_secret_value() if smtp.password else None,
+        use_tls=smtp.use_tls,
+        start_tls=smtp.start_tls,
+    )
+    sms = TwilioSmsSender(
+        account_sid=twilio.account_sid,
+        auth_token=twilio.auth_token.get_secret_value(),
+        from_number=twilio.from_number,
+        messaging_service_sid=twilio.messaging_service_sid,
+        api_base_url=twilio.api_base_url,
+    )
+    return email, sms
+
+
+def checked_catalogue() -> TemplateCatalogue:
+    catalogue = TemplateCatalogue()
+    catalogue.verify_complete(set(REQUIRED_TEMPLATES))
+    return catalogue
+
+
+def build_dispatcher(
+    *,
+    service: str,
+    settings: DeliverySettings,
+    engine: AsyncEngine,
+    clinic: ClinicConfig,
+    clock: Clock,
+    email: SmtpEmailSender,
+    sms: TwilioSmsSender,
+) -> Dispatcher:
+    return Dispatcher(
+        service=service,
+        ledger=DeliveryLedger(engine),
+        composer=MessageComposer(checked_catalogue(), clinic, patient_links(settings)),
+        email=email,
+        sms=sms,
+        suppressions=SuppressionList(engine),
+        clock=clock,
+        retry=RetryPolicy(
+            first_delay=timedelta(seconds=settings.retry_first_delay_seconds),
+            max_delay=timedelta(seconds=settings.retry_max_delay_seconds),
+            max_attempts=settings.retry_max_attempts,
+        ),
+        concurrency=settings.dispatch_concurrency,
+    )
