@@ -1,0 +1,198 @@
+"""What may happen to an appointment, and which event each change publishes. Pure: no I/O.
+
+    booked ─┬─ reschedule ─> rescheduled ─┬─ reschedule ─> rescheduled (again)
+            │                             │
+            └──────────────┬──────────────┘
+                           ├─ complete ─> completed   (terminal)
+                           ├─ cancel   ─> cancelled   (terminal)
+                           └─ no-show  ─> no_show     (terminal)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from enum import StrEnum
+from typing import Literal
+
+from shared.events import (
+    AppointmentBooked,
+    AppointmentCancelled,
+    AppointmentCompleted,
+    AppointmentEvent,
+    AppointmentNoShow,
+    AppointmentRescheduled,
+    PatientContact,
+)
+from shared.events.appointment import AppointmentDetails
+
+
+class AppointmentStatus(StrEnum):
+    BOOKED = "booked"
+    RESCHEDULED = "rescheduled"
+    COMPLETED = "completed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+OPEN_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.RESCHEDULED})
+
+
+@dataclass(frozen=True)
+class Appointment:
+    appointment_id: str
+    status: AppointmentStatus
+    sequence: int
+    patient: PatientContact
+    details: AppointmentDetails
+
+
+# --- commands: what a booking system asks for -------------------------------------------
+
+
+@dataclass(frozen=True)
+class BookAppointment:
+    appointment_id: str
+    patient: PatientContact
+    details: AppointmentDetails
+
+
+@dataclass(frozen=True)
+class RescheduleAppointment:
+    appointment_id: str
+    starts_at: datetime
+    duration_minutes: int | None = None
+    practitioner: str | None = None
+    location_id: str | None = None
+
+
+@dataclass(frozen=True)
+class CancelAppointment:
+    appointment_id: str
+    cancelled_by: Literal["patient", "clinic"] = "clinic"
+
+
+@dataclass(frozen=True)
+class CompleteAppointment:
+    appointment_id: str
+    completed_at: datetime | None = None
+    needled_near_chest: bool = False
+
+
+@dataclass(frozen=True)
+class RecordNoShow:
+    appointment_id: str
+
+
+AppointmentCommand = (
+    BookAppointment | RescheduleAppointment | CancelAppointment | CompleteAppointment | RecordNoShow
+)
+
+
+# --- refusals ---------------------------------------------------------------------------
+
+
+class AppointmentRefusal(Exception):
+    """A command the appointment's current state does not allow."""
+
+    code = "refused"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class UnknownAppointment(AppointmentRefusal):
+    code = "appointment_not_found"
+
+
+class AppointmentAlreadyBooked(AppointmentRefusal):
+    code = "appointment_already_booked"
+
+
+class TransitionNotAllowed(AppointmentRefusal):
+    code = "transition_not_allowed"
+
+
+class NothingToChange(AppointmentRefusal):
+    code = "nothing_to_change"
+
+
+# --- the decision -----------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Decision:
+    appointment: Appointment
+    event: AppointmentEvent
+
+
+def decide(current: Appointment | None, command: AppointmentCommand, now: datetime) -> Decision:
+    """The appointment after the command, and the event that tells the clinic's services."""
+    if isinstance(command, BookAppointment):
+        if current is not None:
+            raise AppointmentAlreadyBooked(f"appointment {command.appointment_id} already exists")
+        booked = Appointment(
+            command.appointment_id, AppointmentStatus.BOOKED, 1, command.patient, command.details
+        )
+        return Decision(booked, AppointmentBooked(**_envelope(booked, now)))
+    if current is None:
+        raise UnknownAppointment(f"no appointment {command.appointment_id}")
+    if current.status not in OPEN_STATUSES:
+        raise TransitionNotAllowed(
+            f"appointment {current.appointment_id} is {current.status.value}; it accepts no more changes"
+        )
+    match command:
+        case RescheduleAppointment():
+            return _reschedule(current, command, now)
+        case CancelAppointment(cancelled_by=cancelled_by):
+            cancelled = _advance(current, AppointmentStatus.CANCELLED)
+            return Decision(
+                cancelled, AppointmentCancelled(**_envelope(cancelled, now), cancelled_by=cancelled_by)
+            )
+        case CompleteAppointment(completed_at=completed_at, needled_near_chest=near_chest):
+            completed = _advance(current, AppointmentStatus.COMPLETED)
+            event = AppointmentCompleted(
+                **_envelope(completed, now),
+                completed_at=completed_at or now,
+                needled_near_chest=near_chest,
+            )
+            return Decision(completed, event)
+        case RecordNoShow():
+            no_show = _advance(current, AppointmentStatus.NO_SHOW)
+            return Decision(no_show, AppointmentNoShow(**_envelope(no_show, now)))
+    raise TypeError(f"unknown command {type(command).__name__}")
+
+
+def _reschedule(current: Appointment, command: RescheduleAppointment, now: datetime) -> Decision:
+    old = current.details
+    new = AppointmentDetails.model_validate(
+        {
+            **old.model_dump(),
+            "starts_at": command.starts_at,
+            "duration_minutes": command.duration_minutes or old.duration_minutes,
+            "practitioner": command.practitioner or old.practitioner,
+            "location_id": command.location_id or old.location_id,
+        }
+    )
+    # A "reschedule" that moves nothing is almost always a client bug or a blind retry;
+    # publishing it would make the notifier re-send reminders for nothing.
+    if new == old:
+        raise NothingToChange(f"appointment {current.appointment_id} already has these details")
+    moved = replace(_advance(current, AppointmentStatus.RESCHEDULED), details=new)
+    event = AppointmentRescheduled(**_envelope(moved, now), previous_starts_at=old.starts_at)
+    return Decision(moved, event)
+
+
+def _advance(current: Appointment, status: AppointmentStatus) -> Appointment:
+    return replace(current, status=status, sequence=current.sequence + 1)
+
+
+def _envelope(appointment: Appointment, now: datetime) -> dict[str, object]:
+    return {
+        "occurred_at": now,
+        "appointment_id": appointment.appointment_id,
+        "sequence": appointment.sequence,
+        "location_id": appointment.details.location_id,
+        "patient": appointment.patient,
+        "appointment": appointment.details,
+    }

@@ -1,0 +1,50 @@
+"""Prometheus metrics of the booking events service, on a registry of its own."""
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+
+
+class BookingMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.accepted = Counter(
+            "booking_requests_accepted",
+            "Changes accepted (an event was stored), by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.replayed = Counter(
+            "booking_requests_replayed",
+            "Retries answered from a stored idempotent response, by kind",
+            ["kind"],
+            registry=self.registry,
+        )
+        self.refused = Counter(
+            "booking_requests_refused",
+            "Requests refused, by kind and error",
+            ["kind", "error"],
+            registry=self.registry,
+        )
+        self.outbox_unpublished = Gauge(
+            "booking_outbox_unpublished",
+            "Events stored but not yet acknowledged by Kafka",
+            registry=self.registry,
+        )
+        self.outbox_oldest_age = Gauge(
+            "booking_outbox_oldest_unpublished_age_seconds",
+            "Age of the oldest unpublished event (0 when none)",
+            registry=self.registry,
+        )
+        self.published = Counter(
+            "booking_outbox_published",
+            "Events published to Kafka and acknowledged",
+            registry=self.registry,
+        )
+        self.publish_failures = Counter(
+            "booking_outbox_publish_failures",
+            "Publish rounds that failed and will be retried",
+            registry=self.registry,
+        )
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)

@@ -1,0 +1,148 @@
+"""The outbox relay against a real broker: events stored while Kafka is away arrive later, in order."""
+from __future__ import annotations
+
+import asyncio
+from collections import defaultdict
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from aiokafka import AIOKafkaConsumer
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.booking_events.domain import (
+    BookAppointment,
+    CancelAppointment,
+    RescheduleAppointment,
+)
+from services.booking_events.handlers import handle_command
+from services.booking_events.kafka_publisher import KafkaEventPublisher
+from services.booking_events.outbox import backlog
+from services.booking_events.relay import OutboxRelay
+from shared.database import create_engine, create_tables
+from shared.events import PatientContact, parse_appointment_event
+from shared.events.appointment import AppointmentDetails
+from shared.topics import APPOINTMENTS, ensure_topics
+from tests.support.kafka_server import KafkaServer, free_port, start_kafka
+
+pytestmark = pytest.mark.kafka
+
+NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
+APPOINTMENTS_IN_TEST = 12
+
+
+@pytest.fixture(scope="module")
+async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KafkaServer]:
+    server = await asyncio.to_thread(start_kafka, tmp_path_factory.mktemp("kafka"))
+    try:
+        await ensure_topics(server.bootstrap_servers)
+        yield server
+    finally:
+        await asyncio.to_thread(server.stop)
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}")
+    await create_tables(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def record_a_busy_morning(engine: AsyncEngine, run_id: str) -> list[str]:
+    """Each appointment is booked, rescheduled twice, and every third one cancelled."""
+    ids = [f"apt_{run_id}_{n}" for n in range(APPOINTMENTS_IN_TEST)]
+    patient = PatientContact(patient_id="pat_1", name="Maya Singh", phone="+14165550123")
+    for n, appointment_id in enumerate(ids):
+        details = AppointmentDetails(
+            type="physiotherapy",
+            starts_at=NOW + timedelta(days=1, hours=n),
+            duration_minutes=30,
+            practitioner="Dr. Chen",
+            location_id="yonge-eglinton",
+        )
+        await handle_command(engine, BookAppointment(appointment_id, patient, details), NOW, 201)
+    for move in (1, 2):
+        for n, appointment_id in enumerate(ids):
+            starts_at = NOW + timedelta(days=1 + move, hours=n)
+            await handle_command(engine, RescheduleAppointment(appointment_id, starts_at), NOW, 200)
+    for appointment_id in ids[::3]:
+        await handle_command(engine, CancelAppointment(appointment_id), NOW, 200)
+    return ids
+
+
+async def run_relay_until_empty(relay: OutboxRelay, engine: AsyncEngine, timeout_s: float) -> None:
+    task = asyncio.create_task(relay.run())
+    try:
+        async with asyncio.timeout(timeout_s):
+            while (await backlog(engine)).unpublished:
+                await asyncio.sleep(0.1)
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+
+
+Received = list[tuple[bytes, bytes, dict[str, bytes]]]
+
+
+async def consume(bootstrap_servers: str, expected: int, prefix: str) -> Received:
+    consumer = AIOKafkaConsumer(
+        APPOINTMENTS,
+        bootstrap_servers=bootstrap_servers,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        group_id=None,
+    )
+    await consumer.start()
+    received: Received = []
+    try:
+        async with asyncio.timeout(60):
+            while len(received) < expected:
+                batches = await consumer.getmany(timeout_ms=1000)
+                for records in batches.values():
+                    for record in records:
+                        if record.key.decode().startswith(prefix):
+                            received.append((record.key, record.value, dict(record.headers)))
+    finally:
+        await consumer.stop()
+    return received
+
+
+async def test_events_stored_while_kafka_is_away_are_published_in_order_once_it_is_back(
+    kafka: KafkaServer, engine: AsyncEngine
+) -> None:
+    run_id = datetime.now(UTC).strftime("%H%M%S%f")
+    ids = await record_a_busy_morning(engine, run_id)
+    stored = (await backlog(engine)).unpublished
+    assert stored == APPOINTMENTS_IN_TEST * 3 + len(ids[::3])
+
+    unreachable = OutboxRelay(
+        engine,
+        KafkaEventPublisher(f"127.0.0.1:{free_port()}", request_timeout_ms=2000),
+        poll_interval_s=0.1,
+        first_backoff_s=0.1,
+        max_backoff_s=0.2,
+    )
+    relay_task = asyncio.create_task(unreachable.run())
+    await asyncio.sleep(2)
+    relay_task.cancel()
+    await asyncio.gather(relay_task, return_exceptions=True)
+    assert (await backlog(engine)).unpublished == stored
+
+    relay = OutboxRelay(engine, KafkaEventPublisher(kafka.bootstrap_servers), poll_interval_s=0.1)
+    await run_relay_until_empty(relay, engine, timeout_s=60)
+
+    received = await consume(kafka.bootstrap_servers, stored, prefix=f"apt_{run_id}_")
+    sequences: dict[str, list[int]] = defaultdict(list)
+    for key, value, headers in received:
+        event = parse_appointment_event(value)
+        assert key.decode() == event.appointment_id
+        assert headers["event_type"].decode() == event.event_type
+        assert headers["event_id"].decode() == str(event.event_id)
+        assert headers["schema_version"] == b"1"
+        sequences[event.appointment_id].append(event.sequence)
+    assert len(received) == stored
+    for appointment_id in ids:
+        cancelled = appointment_id in ids[::3]
+        assert sequences[appointment_id] == ([1, 2, 3, 4] if cancelled else [1, 2, 3])

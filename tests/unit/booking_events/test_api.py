@@ -1,0 +1,318 @@
+"""The booking API: what a booking system sends, what it gets back, and what goes in the outbox."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.booking_events.api import create_app
+from services.booking_events.kafka_publisher import RecordingPublisher
+from services.booking_events.relay import OutboxRelay
+from services.booking_events.settings import BookingSettings
+from services.booking_events.tables import outbox
+from shared.database import create_engine, create_tables
+from shared.events import AppointmentBooked, AppointmentRescheduled, parse_appointment_event
+
+API_KEY = "test-key-1"
+NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
+PHONE = "+14165550123"
+
+
+def booking(**changes: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "patient": {
+            "patient_id": "pat_1",
+            "name": "Maya Singh",
+            "email": "maya@example.com",
+            "phone": PHONE,
+            "consent": {"email": True, "sms": True},
+        },
+        "appointment": {
+            "type": "dry_needling",
+            "starts_at": "2025-03-10T10:00:00-04:00",
+            "duration_minutes": 45,
+            "practitioner": "Dr. Chen",
+            "location_id": "yonge-eglinton",
+        },
+    }
+    for path, value in changes.items():
+        section, _, field = path.partition("__")
+        if field:
+            body[section][field] = value
+        else:
+            body[section] = value
+    return body
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}")
+    await create_tables(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
+    settings = BookingSettings(api_keys=[API_KEY, "other-key"], database_url="sqlite+aiosqlite://")
+    app = create_app(settings, engine, clock=lambda: NOW)
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport, base_url="http://booking", headers={"X-API-Key": API_KEY}
+    ) as client:
+        yield client
+
+
+async def outbox_values(engine: AsyncEngine) -> list[str]:
+    async with engine.connect() as connection:
+        return list((await connection.execute(select(outbox.c.value).order_by(outbox.c.id))).scalars())
+
+
+async def test_a_booking_is_accepted_and_its_event_waits_in_the_outbox(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    response = await client.post("/v1/appointments", json=booking())
+
+    assert response.status_code == 201
+    accepted = response.json()
+    assert accepted["appointment_id"].startswith("apt_")
+    assert accepted["sequence"] == 1
+    assert accepted["status"] == "booked"
+    [value] = await outbox_values(engine)
+    event = parse_appointment_event(value)
+    assert isinstance(event, AppointmentBooked)
+    assert str(event.event_id) == accepted["event_id"]
+    assert event.appointment_id == accepted["appointment_id"]
+    assert event.patient.phone == PHONE
+    assert event.location_id == "yonge-eglinton"
+    assert event.occurred_at == NOW
+
+
+async def test_a_retried_booking_with_the_same_key_gets_the_first_answer_and_no_second_event(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    headers = {"Idempotency-Key": "booking-42"}
+    first = await client.post("/v1/appointments", json=booking(), headers=headers)
+    retry = await client.post("/v1/appointments", json=booking(), headers=headers)
+
+    assert first.status_code == retry.status_code == 201
+    assert retry.json() == first.json()
+    assert retry.headers["Idempotent-Replayed"] == "true"
+    assert len(await outbox_values(engine)) == 1
+
+
+async def test_concurrent_retries_with_the_same_key_make_one_event(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    headers = {"Idempotency-Key": "booking-race"}
+    responses = await asyncio.gather(
+        *(client.post("/v1/appointments", json=booking(), headers=headers) for _ in range(5))
+    )
+
+    assert {response.status_code for response in responses} == {201}
+    assert len({response.json()["event_id"] for response in responses}) == 1
+    assert len(await outbox_values(engine)) == 1
+
+
+async def test_reusing_a_key_for_a_different_booking_is_refused(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    headers = {"Idempotency-Key": "booking-43"}
+    await client.post("/v1/appointments", json=booking(), headers=headers)
+    other = await client.post(
+        "/v1/appointments", json=booking(appointment__duration_minutes=60), headers=headers
+    )
+
+    assert other.status_code == 422
+    assert other.json()["error"] == "idempotency_key_reused"
+    assert len(await outbox_values(engine)) == 1
+
+
+async def test_two_integrators_may_use_the_same_idempotency_key(client: httpx.AsyncClient) -> None:
+    headers = {"Idempotency-Key": "1"}
+    mine = await client.post("/v1/appointments", json=booking(), headers=headers)
+    theirs = await client.post(
+        "/v1/appointments",
+        json=booking(appointment__duration_minutes=60),
+        headers={**headers, "X-API-Key": "other-key"},
+    )
+
+    assert mine.status_code == theirs.status_code == 201
+    assert mine.json()["appointment_id"] != theirs.json()["appointment_id"]
+
+
+@pytest.mark.parametrize("api_key", [None, "wrong-key", ""])
+async def test_without_a_valid_api_key_nothing_is_booked(
+    client: httpx.AsyncClient, engine: AsyncEngine, api_key: str | None
+) -> None:
+    headers = {} if api_key is None else {"X-API-Key": api_key}
+    client.headers.pop("X-API-Key")
+    response = await client.post("/v1/appointments", json=booking(), headers=headers)
+
+    assert response.status_code == 401
+    assert response.json()["error"] == "unauthorized"
+    assert await outbox_values(engine) == []
+
+
+async def test_an_unauthenticated_caller_learns_nothing_about_the_body(
+    client: httpx.AsyncClient,
+) -> None:
+    client.headers.pop("X-API-Key")
+    response = await client.post("/v1/appointments", json={"nonsense": True})
+
+    assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "hint"),
+    [
+        ({"patient__phone": "416-555-01"}, "patient.phone", "E.164"),
+        ({"patient__email": "maya-at-example.com"}, "patient.email", "email"),
+        ({"appointment__starts_at": "2025-03-10T10:00:00"}, "appointment.starts_at", "timezone"),
+        ({"appointment__type": "reiki"}, "appointment.type", "dry_needling"),
+    ],
+)
+async def test_a_bad_booking_is_refused_naming_the_field_without_echoing_it(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    caplog: pytest.LogCaptureFixture,
+    capsys: pytest.CaptureFixture[str],
+    change: dict[str, str],
+    field: str,
+    hint: str,
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    response = await client.post("/v1/appointments", json=booking(**change))
+
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "validation_failed"
+    [problem] = body["problems"]
+    assert problem["field"] == field
+    assert hint in problem["message"]
+    sent_value = next(iter(change.values()))
+    logged = caplog.text + "".join(capsys.readouterr())
+    assert sent_value not in response.text
+    assert sent_value not in logged
+    assert await outbox_values(engine) == []
+
+
+async def test_a_reschedule_is_the_second_event_and_remembers_the_old_time(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    booked = (await client.post("/v1/appointments", json=booking(appointment_id="apt_77"))).json()
+
+    response = await client.post(
+        "/v1/appointments/apt_77/reschedule", json={"starts_at": "2025-03-12T15:30:00-04:00"}
+    )
+
+    assert response.status_code == 200
+    assert response.json()["sequence"] == 2
+    assert response.json()["status"] == "rescheduled"
+    _, value = await outbox_values(engine)
+    event = parse_appointment_event(value)
+    assert isinstance(event, AppointmentRescheduled)
+    assert event.sequence == 2
+    assert event.previous_starts_at == datetime.fromisoformat("2025-03-10T10:00:00-04:00")
+    assert event.appointment.starts_at == datetime.fromisoformat("2025-03-12T15:30:00-04:00")
+    assert event.appointment.practitioner == "Dr. Chen"
+    assert event.patient.phone == PHONE
+    current = (await client.get("/v1/appointments/apt_77")).json()
+    assert current["sequence"] == 2
+    assert current["appointment"]["starts_at"] == "2025-03-12T15:30:00-04:00"
+    assert booked["appointment_id"] == "apt_77"
+
+
+async def test_a_cancelled_appointment_cannot_be_rescheduled(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await client.post("/v1/appointments", json=booking(appointment_id="apt_9"))
+    cancelled = await client.post("/v1/appointments/apt_9/cancel", json={"cancelled_by": "patient"})
+    moved = await client.post(
+        "/v1/appointments/apt_9/reschedule", json={"starts_at": "2025-03-12T15:30:00-04:00"}
+    )
+
+    assert cancelled.status_code == 200
+    assert cancelled.json() | {"event_id": None} == {
+        "appointment_id": "apt_9", "sequence": 2, "status": "cancelled", "event_id": None
+    }
+    assert moved.status_code == 409
+    assert moved.json()["error"] == "transition_not_allowed"
+    assert len(await outbox_values(engine)) == 2
+
+
+async def test_completion_and_no_show_close_the_appointment(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/appointments", json=booking(appointment_id="apt_c"))
+    await client.post("/v1/appointments", json=booking(appointment_id="apt_n"))
+
+    completed = await client.post(
+        "/v1/appointments/apt_c/complete", json={"needled_near_chest": True}
+    )
+    no_show = await client.post("/v1/appointments/apt_n/no-show")
+    again = await client.post("/v1/appointments/apt_c/no-show")
+
+    assert (completed.status_code, completed.json()["status"]) == (200, "completed")
+    assert (no_show.status_code, no_show.json()["status"]) == (200, "no_show")
+    assert again.status_code == 409
+
+
+async def test_booking_the_same_appointment_id_twice_is_a_conflict(client: httpx.AsyncClient) -> None:
+    first = await client.post("/v1/appointments", json=booking(appointment_id="apt_dup"))
+    second = await client.post("/v1/appointments", json=booking(appointment_id="apt_dup"))
+
+    assert (first.status_code, second.status_code) == (201, 409)
+    assert second.json()["error"] == "appointment_already_booked"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/v1/appointments/apt_missing/reschedule"),
+        ("POST", "/v1/appointments/apt_missing/cancel"),
+        ("POST", "/v1/appointments/apt_missing/no-show"),
+        ("GET", "/v1/appointments/apt_missing"),
+    ],
+)
+async def test_an_unknown_appointment_is_not_found(
+    client: httpx.AsyncClient, method: str, path: str
+) -> None:
+    body = {"starts_at": "2025-03-12T15:30:00-04:00"} if path.endswith("reschedule") else None
+    response = await client.request(method, path, json=body)
+
+    assert response.status_code == 404
+    assert response.json()["error"] == "appointment_not_found"
+
+
+async def test_metrics_count_requests_and_show_the_outbox_backlog(client: httpx.AsyncClient) -> None:
+    await client.post("/v1/appointments", json=booking())
+
+    metrics = (await client.get("/metrics")).text
+
+    assert 'booking_requests_accepted_total{kind="book"} 1.0' in metrics
+    assert "booking_outbox_unpublished 1.0" in metrics
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+async def test_the_relay_publishes_one_event_per_appointment_per_round_and_keeps_failures(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    await client.post("/v1/appointments", json=booking(appointment_id="apt_r"))
+    await client.post("/v1/appointments/apt_r/cancel")
+    publisher = RecordingPublisher(failing=ConnectionError("broker down"))
+    relay = OutboxRelay(engine, publisher, clock=lambda: NOW)
+
+    with pytest.raises(ConnectionError):
+        await relay.publish_pending()
+    publisher.failing = None
+    rounds = [await relay.publish_pending() for _ in range(3)]
+
+    assert rounds == [1, 1, 0]
+    assert [parse_appointment_event(m.value).sequence for m in publisher.published] == [1, 2]
