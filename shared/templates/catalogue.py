@@ -1,0 +1,85 @@
+"""The message templates, per language and channel, and the check that none is missing."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined
+
+from shared.templates.formatting import appointment_type_name, format_clock, format_day, format_when
+
+TEMPLATES_DIR = Path(__file__).resolve().parent / "files"
+LOCALES = ("en-CA", "fr-CA")
+EMAIL_PARTS = ("email.subject", "email.txt", "email.html")
+SMS_PARTS = ("sms",)
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+
+
+class MissingTemplates(RuntimeError):
+    pass
+
+
+def _parts(channel: str) -> tuple[str, ...]:
+    return EMAIL_PARTS if channel == "email" else SMS_PARTS
+
+
+class TemplateCatalogue:
+    """Templates live in files/<locale>/<template>.<part>.j2; HTML parts are autoescaped."""
+
+    def __init__(self, root: Path = TEMPLATES_DIR) -> None:
+        self.root = root
+        self.environment = Environment(
+            loader=FileSystemLoader(str(root)),
+            autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+            undefined=StrictUndefined,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.environment.filters["when"] = format_when
+        self.environment.filters["day"] = format_day
+        self.environment.filters["clock"] = format_clock
+        self.environment.filters["treatment"] = appointment_type_name
+
+    def available(self) -> set[tuple[str, str, str]]:
+        """(locale, template, channel) triples that have every part they need."""
+        found: set[tuple[str, str, str]] = set()
+        for locale in LOCALES:
+            names = {path.name[: -len(".j2")] for path in (self.root / locale).glob("*.j2")}
+            for name in names:
+                template, _, part = name.partition(".")
+                channel = "email" if part.startswith("email") else "sms"
+                if all(f"{template}.{p}" in names for p in _parts(channel)):
+                    found.add((locale, template, channel))
+        return found
+
+    def verify_complete(self, required: set[tuple[str, str]]) -> None:
+        """Fail at start-up, not at send time, when a (template, channel) lacks a language."""
+        have = self.available()
+        missing = sorted(
+            f"{locale}/{template}.{channel}"
+            for template, channel in required
+            for locale in LOCALES
+            if (locale, template, channel) not in have
+        )
+        if missing:
+            raise MissingTemplates("missing message templates: " + ", ".join(missing))
+
+    def render_email(self, template: str, locale: str, context: dict[str, Any]) -> RenderedEmail:
+        subject, text, html = (
+            self._render(f"{locale}/{template}.{part}.j2", locale, context) for part in EMAIL_PARTS
+        )
+        return RenderedEmail(subject=" ".join(subject.split()), text=text, html=html)
+
+    def render_sms(self, template: str, locale: str, context: dict[str, Any]) -> str:
+        return " ".join(self._render(f"{locale}/{template}.sms.j2", locale, context).split())
+
+    def _render(self, name: str, locale: str, context: dict[str, Any]) -> str:
+        return self.environment.get_template(name).render(locale=locale, **context).strip() + "\n"

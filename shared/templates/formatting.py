@@ -1,0 +1,60 @@
+"""Dates, times and treatment names as a patient reads them in their own language."""
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+from babel.dates import format_date, format_time
+
+_BABEL_LOCALES = {"en-CA": "en_CA", "fr-CA": "fr_CA"}
+
+APPOINTMENT_TYPE_NAMES: dict[str, dict[str, str]] = {
+    "en-CA": {
+        "dry_needling": "dry needling",
+        "physiotherapy": "physiotherapy",
+        "massage_therapy": "massage therapy",
+        "chiropractic": "chiropractic care",
+        "shockwave_therapy": "shockwave therapy",
+        "injection_therapy": "injection therapy",
+        "active_release_therapy": "active release therapy",
+        "medical_acupuncture": "medical acupuncture",
+    },
+    "fr-CA": {
+        "dry_needling": "puncture sèche",
+        "physiotherapy": "physiothérapie",
+        "massage_therapy": "massothérapie",
+        "chiropractic": "chiropratique",
+        "shockwave_therapy": "thérapie par ondes de choc",
+        "injection_therapy": "thérapie par injection",
+        "active_release_therapy": "technique de relâchement actif",
+        "medical_acupuncture": "acupuncture médicale",
+    },
+}
+
+
+def _local(moment: datetime | str, time_zone: str) -> datetime:
+    if isinstance(moment, str):
+        moment = datetime.fromisoformat(moment)
+    return moment.astimezone(ZoneInfo(time_zone))
+
+
+def format_when(moment: datetime | str, locale: str, time_zone: str) -> str:
+    """E.g. 'Thursday, November 26, 2026 at 10:00 a.m.' / 'jeudi 26 novembre 2026 à 10 h 00'."""
+    local = _local(moment, time_zone)
+    babel_locale = _BABEL_LOCALES[locale]
+    joiner = " at " if locale == "en-CA" else " à "
+    day = format_date(local, "full", locale=babel_locale)
+    return f"{day}{joiner}{format_time(local, 'short', tzinfo=local.tzinfo, locale=babel_locale)}"
+
+
+def format_day(moment: datetime | str, locale: str, time_zone: str) -> str:
+    return format_date(_local(moment, time_zone), "medium", locale=_BABEL_LOCALES[locale])
+
+
+def format_clock(moment: datetime | str, locale: str, time_zone: str) -> str:
+    local = _local(moment, time_zone)
+    return format_time(local, "short", tzinfo=local.tzinfo, locale=_BABEL_LOCALES[locale])
+
+
+def appointment_type_name(appointment_type: str, locale: str) -> str:
+    return APPOINTMENT_TYPE_NAMES[locale].get(appointment_type, appointment_type.replace("_", " "))

@@ -1,0 +1,28 @@
+"""Every (template, channel) the services may send; checked at start-up with verify_complete."""
+from __future__ import annotations
+
+_EMAIL_AND_SMS = (
+    "confirmation",
+    "reschedule_notice",
+    "cancellation_notice",
+    "pre_session_guidance",
+    "reminder",
+    "aftercare_advice",
+    "soreness_check_in",
+    "check_in_reassurance",
+    "check_in_care_advice",
+    "check_in_escalation_reply",
+    "check_in_clarification",
+    "help_reply",
+    "opt_out_confirmation",
+    "opt_in_confirmation",
+    "staff_alert",
+    "staff_review",
+)
+
+# Sent to the on-call clinician, not to the patient: they may name the patient and the treatment.
+STAFF_TEMPLATES: frozenset[str] = frozenset({"staff_alert", "staff_review"})
+
+REQUIRED_TEMPLATES: frozenset[tuple[str, str]] = frozenset(
+    (template, channel) for template in _EMAIL_AND_SMS for channel in ("email", "sms")
+)
