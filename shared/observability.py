@@ -75,3 +75,9 @@ DEAD_LETTERS = Counter(
 LEDGER_BACKLOG = Gauge(
     "clinic_notify_ledger_messages", "Messages in the ledger by status", ["service", "status"]
 )
+OUTBOX_PUBLISHED = Counter(
+    "clinic_notify_outbox_published_total", "Outbox events acknowledged by Kafka", ["service"]
+)
+OUTBOX_PUBLISH_FAILURES = Counter(
+    "clinic_notify_outbox_publish_failures_total", "Failed rounds of publishing outbox events", ["service"]
+)

@@ -12,9 +12,10 @@ import structlog
 import uvicorn
 
 from services.booking_events.api import create_app
-from services.booking_events.kafka_publisher import KafkaEventPublisher
+from shared.outbox.kafka_publisher import KafkaEventPublisher
 from services.booking_events.metrics import BookingMetrics
-from services.booking_events.relay import OutboxRelay
+from services.booking_events.outbox import BOOKING_OUTBOX
+from shared.outbox.relay import OutboxRelay
 from services.booking_events.settings import BookingSettings
 from shared.database import create_engine, create_tables
 from shared.topics import ensure_topics
@@ -82,8 +83,9 @@ async def serve(settings: BookingSettings) -> None:
         metrics = BookingMetrics()
         relay = OutboxRelay(
             engine,
-            KafkaEventPublisher(settings.kafka.bootstrap_servers),
-            metrics=metrics,
+            BOOKING_OUTBOX,
+            KafkaEventPublisher(settings.kafka.bootstrap_servers, client_id="booking-events-outbox"),
+            service="booking_events",
             batch_size=settings.outbox_batch_size,
             poll_interval_s=settings.outbox_poll_interval_s,
             max_backoff_s=settings.outbox_max_backoff_s,

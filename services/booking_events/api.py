@@ -19,7 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking_events import appointments as appointment_store
-from services.booking_events import outbox
+from services.booking_events.outbox import BOOKING_OUTBOX
 from services.booking_events.domain import (
     AppointmentCommand,
     BookAppointment,
@@ -47,7 +47,7 @@ from services.booking_events.idempotency import (
     request_fingerprint,
 )
 from services.booking_events.metrics import BookingMetrics
-from services.booking_events.relay import OutboxRelay, utc_now
+from shared.outbox.relay import OutboxRelay, utc_now
 from services.booking_events.settings import BookingSettings
 
 log = structlog.get_logger("booking_events.api")
@@ -197,7 +197,7 @@ async def healthz(api: Api) -> JSONResponse:
 
 @operations.get("/metrics", name="metrics")
 async def metrics(api: Api) -> Response:
-    backlog = await outbox.backlog(api.engine)
+    backlog = await BOOKING_OUTBOX.backlog(api.engine)
     api.metrics.outbox_unpublished.set(backlog.unpublished)
     oldest = backlog.oldest_created_at
     api.metrics.outbox_oldest_age.set((api.clock() - oldest).total_seconds() if oldest else 0)

@@ -1,7 +1,7 @@
 """Prometheus metrics of the booking events service, on a registry of its own."""
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
 
 
 class BookingMetrics:
@@ -35,16 +35,7 @@ class BookingMetrics:
             "Age of the oldest unpublished event (0 when none)",
             registry=self.registry,
         )
-        self.published = Counter(
-            "booking_outbox_published",
-            "Events published to Kafka and acknowledged",
-            registry=self.registry,
-        )
-        self.publish_failures = Counter(
-            "booking_outbox_publish_failures",
-            "Publish rounds that failed and will be retried",
-            registry=self.registry,
-        )
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        """This service's metrics plus the process-wide ones (the outbox relay's)."""
+        return generate_latest(self.registry) + generate_latest(REGISTRY)

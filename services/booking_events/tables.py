@@ -1,9 +1,10 @@
 """Tables of the booking events service (on the shared metadata, so prefixed `booking_`)."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text
+from sqlalchemy import Column, Integer, String, Table, Text
 
 from shared.database import UtcDateTime, metadata
+from shared.outbox.store import outbox_table
 
 appointments = Table(
     "booking_appointments",
@@ -19,20 +20,7 @@ appointments = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# Rows are published in id order; one appointment's rows get increasing ids because its
-# changes are serialised by the lock on its booking_appointments row.
-outbox = Table(
-    "booking_outbox",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("topic", String(200), nullable=False),
-    Column("key", String(100), nullable=False),
-    Column("value", Text, nullable=False),
-    Column("headers", JSON, nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("published_at", UtcDateTime()),
-    Index("ix_booking_outbox_unpublished", "published_at", "id"),
-)
+outbox = outbox_table("booking_outbox")
 
 idempotency_keys = Table(
     "booking_idempotency_keys",

@@ -8,7 +8,7 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
-from services.booking_events.outbox import OutboxMessage
+from shared.outbox.store import OutboxMessage
 
 
 @dataclass(frozen=True)
@@ -26,8 +26,10 @@ class EventPublisher(Protocol):
 class KafkaEventPublisher:
     """One long-lived idempotent producer (acks=all), recreated after a failure."""
 
-    def __init__(self, bootstrap_servers: str, request_timeout_ms: int = 15_000) -> None:
+    def __init__(self, bootstrap_servers: str, client_id: str = "clinic-notify-outbox",
+                 request_timeout_ms: int = 15_000) -> None:
         self.bootstrap_servers = bootstrap_servers
+        self.client_id = client_id
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
 
@@ -69,7 +71,7 @@ class KafkaEventPublisher:
         if self._producer is None:
             producer = AIOKafkaProducer(
                 bootstrap_servers=self.bootstrap_servers,
-                client_id="booking-events-outbox",
+                client_id=self.client_id,
                 enable_idempotence=True,
                 acks="all",
                 request_timeout_ms=self.request_timeout_ms,

@@ -1,4 +1,4 @@
-"""The outbox relay: publishes stored events to Kafka, in order per appointment, until acknowledged."""
+"""The outbox relay: publishes stored events to Kafka, in order per key, until acknowledged."""
 from __future__ import annotations
 
 import asyncio
@@ -6,20 +6,25 @@ import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
 
+import zlib
+
 import structlog
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking_events.kafka_publisher import EventPublisher
-from services.booking_events.metrics import BookingMetrics
-from services.booking_events.outbox import OutboxMessage, mark_published, oldest_unpublished
+from shared.observability import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
+from shared.outbox.kafka_publisher import EventPublisher
+from shared.outbox.store import Outbox, OutboxMessage
 from shared.database import is_postgres
 
-log = structlog.get_logger("booking_events.relay")
+log = structlog.get_logger("outbox.relay")
 
-# Any constant shared by every instance of this service: only the holder relays.
-RELAY_ADVISORY_LOCK = 0x626F6F6B  # "book"
+
+
+def advisory_lock_key(table_name: str) -> int:
+    """The same for every instance relaying this outbox table: only the holder relays."""
+    return zlib.crc32(table_name.encode())
 
 
 def utc_now() -> datetime:
@@ -42,10 +47,11 @@ class OutboxRelay:
     def __init__(
         self,
         engine: AsyncEngine,
+        outbox: Outbox,
         publisher: EventPublisher,
         *,
         clock: Callable[[], datetime] = utc_now,
-        metrics: BookingMetrics | None = None,
+        service: str = "clinic-notify",
         batch_size: int = 200,
         poll_interval_s: float = 1.0,
         first_backoff_s: float = 0.5,
@@ -54,7 +60,8 @@ class OutboxRelay:
         self.engine = engine
         self.publisher = publisher
         self.clock = clock
-        self.metrics = metrics
+        self.outbox = outbox
+        self.service = service
         self.batch_size = batch_size
         self.poll_interval_s = poll_interval_s
         self.first_backoff_s = first_backoff_s
@@ -67,13 +74,12 @@ class OutboxRelay:
 
     async def publish_pending(self) -> int:
         """One round; returns how many events Kafka acknowledged. Raises when some could not be sent."""
-        batch = one_per_appointment(await oldest_unpublished(self.engine, self.batch_size))
+        batch = one_per_appointment(await self.outbox.oldest_unpublished(self.engine, self.batch_size))
         if not batch:
             return 0
         result = await self.publisher.publish(batch)
-        await mark_published(self.engine, result.acknowledged, self.clock())
-        if self.metrics is not None:
-            self.metrics.published.inc(len(result.acknowledged))
+        await self.outbox.mark_published(self.engine, result.acknowledged, self.clock())
+        OUTBOX_PUBLISHED.labels(self.service).inc(len(result.acknowledged))
         if result.error is not None:
             raise result.error
         return len(result.acknowledged)
@@ -94,8 +100,7 @@ class OutboxRelay:
             try:
                 published = await self.publish_pending()
             except Exception as error:
-                if self.metrics is not None:
-                    self.metrics.publish_failures.inc()
+                OUTBOX_PUBLISH_FAILURES.labels(self.service).inc()
                 # Kafka errors name brokers and topics; other errors (SQL) may carry row data.
                 detail = str(error)[:300] if isinstance(error, KafkaError) else None
                 log.warning(
@@ -122,7 +127,7 @@ class OutboxRelay:
             yield
             return
         async with self.engine.connect() as connection:
-            lock = text("SELECT pg_try_advisory_lock(:key)").bindparams(key=RELAY_ADVISORY_LOCK)
+            lock = text("SELECT pg_try_advisory_lock(:key)").bindparams(key=advisory_lock_key(self.outbox.table.name))
             while not (await connection.execute(lock)).scalar_one():
                 await connection.commit()
                 await asyncio.sleep(self.poll_interval_s * 5)
@@ -130,7 +135,7 @@ class OutboxRelay:
             try:
                 yield
             finally:
-                unlock = text("SELECT pg_advisory_unlock(:key)").bindparams(key=RELAY_ADVISORY_LOCK)
+                unlock = text("SELECT pg_advisory_unlock(:key)").bindparams(key=advisory_lock_key(self.outbox.table.name))
                 with contextlib.suppress(Exception):
                     await connection.execute(unlock)
                     await connection.commit()

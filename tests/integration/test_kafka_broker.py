@@ -4,26 +4,18 @@ from __future__ import annotations
 
 import asyncio
 from collections import defaultdict
-from collections.abc import Iterator
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-from tests.support.kafka_server import KafkaServer, start_kafka
+from tests.support.kafka_server import KafkaServer
 
 pytestmark = pytest.mark.kafka
 
 TOPIC = "appointments.booked"
 PATIENTS = [f"patient-{n}" for n in range(6)]
 EVENTS_PER_PATIENT = 20
-
-
-@pytest.fixture(scope="module")
-def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
-    server = start_kafka(tmp_path_factory.mktemp("kafka"))
-    yield server
-    server.stop()
 
 
 async def create_topic(bootstrap: str, name: str, partitions: int) -> None:

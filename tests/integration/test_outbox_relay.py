@@ -17,29 +17,19 @@ from services.booking_events.domain import (
     RescheduleAppointment,
 )
 from services.booking_events.handlers import handle_command
-from services.booking_events.kafka_publisher import KafkaEventPublisher
-from services.booking_events.outbox import backlog
-from services.booking_events.relay import OutboxRelay
+from shared.outbox.kafka_publisher import KafkaEventPublisher
+from services.booking_events.outbox import BOOKING_OUTBOX
+from shared.outbox.relay import OutboxRelay
 from shared.database import create_engine, create_tables
 from shared.events import PatientContact, parse_appointment_event
 from shared.events.appointment import AppointmentDetails
-from shared.topics import APPOINTMENTS, ensure_topics
-from tests.support.kafka_server import KafkaServer, free_port, start_kafka
+from shared.topics import APPOINTMENTS
+from tests.support.kafka_server import KafkaServer, free_port
 
 pytestmark = pytest.mark.kafka
 
 NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
 APPOINTMENTS_IN_TEST = 12
-
-
-@pytest.fixture(scope="module")
-async def kafka(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[KafkaServer]:
-    server = await asyncio.to_thread(start_kafka, tmp_path_factory.mktemp("kafka"))
-    try:
-        await ensure_topics(server.bootstrap_servers)
-        yield server
-    finally:
-        await asyncio.to_thread(server.stop)
 
 
 @pytest.fixture
@@ -76,7 +66,7 @@ async def run_relay_until_empty(relay: OutboxRelay, engine: AsyncEngine, timeout
     task = asyncio.create_task(relay.run())
     try:
         async with asyncio.timeout(timeout_s):
-            while (await backlog(engine)).unpublished:
+            while (await BOOKING_OUTBOX.backlog(engine)).unpublished:
                 await asyncio.sleep(0.1)
     finally:
         task.cancel()
@@ -114,11 +104,12 @@ async def test_events_stored_while_kafka_is_away_are_published_in_order_once_it_
 ) -> None:
     run_id = datetime.now(UTC).strftime("%H%M%S%f")
     ids = await record_a_busy_morning(engine, run_id)
-    stored = (await backlog(engine)).unpublished
+    stored = (await BOOKING_OUTBOX.backlog(engine)).unpublished
     assert stored == APPOINTMENTS_IN_TEST * 3 + len(ids[::3])
 
     unreachable = OutboxRelay(
         engine,
+        BOOKING_OUTBOX,
         KafkaEventPublisher(f"127.0.0.1:{free_port()}", request_timeout_ms=2000),
         poll_interval_s=0.1,
         first_backoff_s=0.1,
@@ -128,9 +119,9 @@ async def test_events_stored_while_kafka_is_away_are_published_in_order_once_it_
     await asyncio.sleep(2)
     relay_task.cancel()
     await asyncio.gather(relay_task, return_exceptions=True)
-    assert (await backlog(engine)).unpublished == stored
+    assert (await BOOKING_OUTBOX.backlog(engine)).unpublished == stored
 
-    relay = OutboxRelay(engine, KafkaEventPublisher(kafka.bootstrap_servers), poll_interval_s=0.1)
+    relay = OutboxRelay(engine, BOOKING_OUTBOX, KafkaEventPublisher(kafka.bootstrap_servers), poll_interval_s=0.1)
     await run_relay_until_empty(relay, engine, timeout_s=60)
 
     received = await consume(kafka.bootstrap_servers, stored, prefix=f"apt_{run_id}_")

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 
 import asyncpg
 import pytest
 
-from tests.support.postgres_server import PostgresServer, start_postgres
+from tests.support.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.postgres
-
-
-@pytest.fixture(scope="module")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostgresServer]:
-    server = start_postgres(tmp_path_factory.mktemp("postgres"))
-    yield server
-    server.stop()
 
 
 async def test_the_server_answers_over_tcp(postgres: PostgresServer) -> None:

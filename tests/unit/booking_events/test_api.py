@@ -14,8 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking_events.api import create_app
-from services.booking_events.kafka_publisher import RecordingPublisher
-from services.booking_events.relay import OutboxRelay
+from shared.outbox.kafka_publisher import RecordingPublisher
+from services.booking_events.outbox import BOOKING_OUTBOX
+from shared.outbox.relay import OutboxRelay
 from services.booking_events.settings import BookingSettings
 from services.booking_events.tables import outbox
 from shared.database import create_engine, create_tables
@@ -307,7 +308,7 @@ async def test_the_relay_publishes_one_event_per_appointment_per_round_and_keeps
     await client.post("/v1/appointments", json=booking(appointment_id="apt_r"))
     await client.post("/v1/appointments/apt_r/cancel")
     publisher = RecordingPublisher(failing=ConnectionError("broker down"))
-    relay = OutboxRelay(engine, publisher, clock=lambda: NOW)
+    relay = OutboxRelay(engine, BOOKING_OUTBOX, publisher, clock=lambda: NOW)
 
     with pytest.raises(ConnectionError):
         await relay.publish_pending()

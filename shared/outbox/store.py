@@ -1,0 +1,99 @@
+"""The transactional outbox: events are stored in the same transaction as the change that caused
+them and published to Kafka afterwards by the relay, so an accepted change never loses its event."""
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from pydantic import BaseModel
+from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, func, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from shared.database import UtcDateTime, metadata
+
+
+def outbox_table(name: str) -> Table:
+    # Rows are published in id order; one key's rows are written in order by its single writer.
+    return Table(
+        name,
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("topic", String(200), nullable=False),
+        Column("key", String(320), nullable=False),
+        Column("value", Text, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("published_at", UtcDateTime()),
+        Index(f"ix_{name}_unpublished", "published_at", "id"),
+    )
+
+
+@dataclass(frozen=True)
+class OutboxMessage:
+    id: int
+    topic: str
+    key: str
+    value: str
+    headers: dict[str, str]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxBacklog:
+    unpublished: int
+    oldest_created_at: datetime | None
+
+
+def event_headers(event: BaseModel) -> dict[str, str]:
+    return {
+        name: str(getattr(event, name))
+        for name in ("event_type", "schema_version", "event_id")
+        if hasattr(event, name)
+    }
+
+
+class Outbox:
+    def __init__(self, table: Table) -> None:
+        self.table = table
+
+    async def add(self, connection: AsyncConnection, *, topic: str, key: str, event: BaseModel, now: datetime) -> int:
+        """Store the event in the caller's transaction; returns its outbox id."""
+        result = await connection.execute(
+            self.table.insert().values(
+                topic=topic, key=key, value=event.model_dump_json(), headers=event_headers(event), created_at=now
+            )
+        )
+        (outbox_id,) = result.inserted_primary_key or (None,)
+        return int(outbox_id)
+
+    async def oldest_unpublished(self, engine: AsyncEngine, limit: int) -> list[OutboxMessage]:
+        async with engine.connect() as connection:
+            rows = (
+                await connection.execute(
+                    select(self.table)
+                    .where(self.table.c.published_at.is_(None))
+                    .order_by(self.table.c.id)
+                    .limit(limit)
+                )
+            ).all()
+        return [OutboxMessage(r.id, r.topic, r.key, r.value, dict(r.headers), r.created_at) for r in rows]
+
+    async def mark_published(self, engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
+        if not ids:
+            return
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(self.table).where(self.table.c.id.in_(list(ids))).values(published_at=now)
+            )
+
+    async def backlog(self, engine: AsyncEngine) -> OutboxBacklog:
+        async with engine.connect() as connection:
+            count, oldest = (
+                await connection.execute(
+                    select(func.count(), func.min(self.table.c.created_at)).where(
+                        self.table.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+        return OutboxBacklog(unpublished=int(count), oldest_created_at=oldest)
