@@ -4,6 +4,7 @@ Loaded and validated once at start-up; an invalid file stops the service with an
 """
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import yaml
@@ -11,7 +12,7 @@ from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, Validation
 
 from shared.events.appointment import AppointmentType
 from shared.events.patient import E164Phone, TimeZoneName
-from shared.scheduling.steps import QuietHours, Schedule
+from shared.scheduling.steps import Offset, QuietHours, Schedule
 
 
 class OnCallContact(BaseModel):
@@ -59,6 +60,8 @@ class AftercareConfig(BaseModel):
 
     check_ins: dict[AppointmentType | str, Schedule] = Field(default_factory=dict)
     triage: TriageThresholds = TriageThresholds()
+    # How long after the last check-in a patient who never answered is reported to staff.
+    reply_window: Offset = timedelta(hours=24)
     on_call: OnCallContact
 
 

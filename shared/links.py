@@ -36,8 +36,8 @@ class PatientLinks:
         except BadSignature:
             raise InvalidLink("invalid") from None
 
-    def unsubscribe_url(self, channel: str, address: str) -> str:
-        token = self.sign("unsubscribe", {"channel": channel, "address": address})
+    def unsubscribe_url(self, channel: str, address: str, locale: str = "en-CA") -> str:
+        token = self.sign("unsubscribe", {"channel": channel, "address": address, "locale": locale})
         return f"{self.base_url.rstrip('/')}/unsubscribe/{token}"
 
     def check_in_url(self, check_in_id: str) -> str:

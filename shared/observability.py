@@ -13,7 +13,8 @@ SENSITIVE_KEYS = frozenset(
     {"name", "patient_name", "first_name", "email", "phone", "recipient", "to", "from", "body", "text", "address", "reply", "reply_text", "note"}
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
-_PHONE = re.compile(r"\+?\d[\d\s().-]{7,}\d")
+_PHONE = re.compile(r"\+\d{8,15}\b|\b\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
+_NOT_FREE_TEXT = frozenset({"timestamp", "level", "event_id", "delivery_id"})
 REDACTED = "[redacted]"
 
 
@@ -25,14 +26,14 @@ def redact_patient_data(_logger: Any, _method: str, event_dict: dict[str, Any]) 
     for key, value in list(event_dict.items()):
         if key in SENSITIVE_KEYS:
             event_dict[key] = REDACTED
-        elif isinstance(value, str):
+        elif isinstance(value, str) and key not in _NOT_FREE_TEXT:
             event_dict[key] = redact_text(value)
     return event_dict
 
 
 def configure_logging(level: str = "INFO", json: bool = True) -> None:
     logging.basicConfig(stream=sys.stderr, level=level.upper(), format="%(message)s")
-    for noisy in ("aiokafka", "faststream", "httpx", "twilio.http_client", "uvicorn.access"):
+    for noisy in ("aiokafka", "faststream", "httpx", "twilio", "uvicorn.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     structlog.configure(
         processors=[

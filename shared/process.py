@@ -2,7 +2,11 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
+from collections.abc import Iterator
+
+import uvicorn
 
 from prometheus_client import start_http_server
 
@@ -18,3 +22,19 @@ def stop_on_signals() -> asyncio.Event:
 def serve_metrics(port: int | None) -> None:
     if port:
         start_http_server(port, addr="127.0.0.1")
+
+
+class EmbeddedHttpServer(uvicorn.Server):
+    """uvicorn inside a process that handles its own signals: stop it with `should_exit = True`."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def embedded_http_server(app: object, host: str, port: int, run_lifespan: bool = False) -> EmbeddedHttpServer:
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
+        lifespan="on" if run_lifespan else "off",
+    )
+    return EmbeddedHttpServer(config)

@@ -9,6 +9,7 @@ from aiokafka.errors import TopicAlreadyExistsError
 APPOINTMENTS = "clinic.appointments.v1"
 APPOINTMENTS_DEAD_LETTER = "clinic.appointments.v1.dlq"
 CONSENT = "clinic.consent.v1"
+CONSENT_DEAD_LETTER = "clinic.consent.v1.dlq"
 AFTERCARE_RECORDS = "clinic.aftercare.records.v1"
 AFTERCARE_ALERTS = "clinic.aftercare.alerts.v1"
 
@@ -24,6 +25,7 @@ ALL_TOPICS = (
     TopicSpec(APPOINTMENTS, partitions=6),
     TopicSpec(APPOINTMENTS_DEAD_LETTER, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
     TopicSpec(CONSENT, partitions=3),
+    TopicSpec(CONSENT_DEAD_LETTER, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
     TopicSpec(AFTERCARE_RECORDS, partitions=3),
     TopicSpec(AFTERCARE_ALERTS, partitions=1),
 )

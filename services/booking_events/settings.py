@@ -17,10 +17,8 @@ def _env(name: str) -> AliasChoices:
 class BookingSettings(CommonSettings):
     model_config = SettingsConfigDict(validate_by_name=True)
 
-    # Declared here too: CommonSettings is being reshaped, and this service must keep reading DATABASE_URL.
     database_url: str = Field(
-        default="sqlite+aiosqlite:///./clinic-notify.db",
-        validation_alias=AliasChoices("DATABASE_URL", "database_url"),
+        default="sqlite+aiosqlite:///./booking.db", validation_alias=_env("BOOKING_DATABASE_URL")
     )
     api_keys: Annotated[list[SecretStr], NoDecode] = Field(
         default_factory=list,

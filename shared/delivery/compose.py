@@ -21,7 +21,7 @@ class MessageComposer:
         self.clinic = clinic
         self.links = links
 
-    def render_context(self, stored: dict[str, Any], channel: str, recipient: str) -> dict[str, Any]:
+    def render_context(self, stored: dict[str, Any], channel: str, recipient: str, locale: str) -> dict[str, Any]:
         """The stored appointment context plus the clinic, the location and the patient's links."""
         context = dict(stored)
         location_id = context.get("appointment", {}).get("location_id", "")
@@ -41,14 +41,14 @@ class MessageComposer:
             else {"name": identity.name, "address": identity.mailing_address, "phone": identity.phone}
         )
         context["links"] = {
-            "unsubscribe": self.links.unsubscribe_url(channel, recipient),
+            "unsubscribe": self.links.unsubscribe_url(channel, recipient, locale),
             "check_in": self.links.check_in_url(check_in_id) if check_in_id else None,
             "scores": self.links.score_urls(check_in_id) if check_in_id else [],
         }
         return context
 
     def email(self, delivery: Delivery, now: datetime) -> EmailMessage:
-        context = self.render_context(delivery.context, delivery.channel, delivery.recipient)
+        context = self.render_context(delivery.context, delivery.channel, delivery.recipient, delivery.locale)
         rendered = self.catalogue.render_email(delivery.template, delivery.locale, context)
         attachments = ()
         if delivery.template in CALENDAR_TEMPLATES:
@@ -87,4 +87,4 @@ class MessageComposer:
         return SmsMessage(to=delivery.recipient, body=body)
 
     def sms_text(self, template: str, locale: str, stored: dict[str, Any], recipient: str) -> str:
-        return self.catalogue.render_sms(template, locale, self.render_context(stored, "sms", recipient))
+        return self.catalogue.render_sms(template, locale, self.render_context(stored, "sms", recipient, locale))

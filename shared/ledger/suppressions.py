@@ -9,6 +9,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates
+from shared.events.aftercare import ConsentChanged
 from shared.ledger.tables import email_suppressions, sms_suppressions
 
 _TABLES = {"sms": (sms_suppressions, "phone"), "email": (email_suppressions, "email")}
@@ -53,3 +54,11 @@ async def _in_transaction(engine: AsyncEngine, connection: AsyncConnection | Non
 
 def _normalise(channel: str, address: str) -> str:
     return address.strip().lower() if channel == "email" else address.strip()
+
+
+async def apply_consent_change(suppressions: SuppressionList, change: ConsentChanged) -> None:
+    """Mirror a consent change published by another service."""
+    if change.subscribed:
+        await suppressions.lift(change.channel, change.address)
+    else:
+        await suppressions.suppress(change.channel, change.address, change.source, change.occurred_at)

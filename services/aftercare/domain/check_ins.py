@@ -1,0 +1,98 @@
+"""What a completed visit sets in motion: aftercare advice now, soreness check-ins later. Pure."""
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.clinic_config import ClinicConfig
+from shared.delivery.context import appointment_context
+from shared.delivery.recipients import reachable_channels
+from shared.events.appointment import AppointmentCompleted
+from shared.ledger.model import DeliveryIntent
+from shared.scheduling.plan import PlannedMessage, SkippedStep, plan_schedule
+
+_CHECK_IN_NAMESPACE = uuid.UUID("5b1f0c1e-8d3a-4a52-9a7e-6f1c2d3b4a50")
+
+
+@dataclass(frozen=True)
+class CheckInPlan:
+    id: str
+    round: int
+    rounds: int
+    due_at: datetime
+    channels: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class AftercarePlan:
+    check_ins: tuple[CheckInPlan, ...]
+    intents: tuple[DeliveryIntent, ...]
+    skipped: tuple[SkippedStep, ...]
+
+
+def check_in_id(appointment_id: str, round_number: int) -> str:
+    """The same visit and round always give the same id, so a replayed event plans nothing new."""
+    return str(uuid.uuid5(_CHECK_IN_NAMESPACE, f"{appointment_id}:{round_number}"))
+
+
+def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datetime) -> AftercarePlan:
+    channels = reachable_channels(event.patient)
+    advice = tuple(
+        DeliveryIntent(
+            appointment_id=event.appointment_id,
+            step="aftercare_advice",
+            channel=channel,
+            appointment_version=event.sequence,
+            template="aftercare_advice",
+            recipient=address,
+            locale=event.patient.locale,
+            due_at=now,
+            context=appointment_context(event, needled_near_chest=event.needled_near_chest),
+        )
+        for channel, address in channels.items()
+    )
+    schedule = clinic.check_in_schedule(event.appointment.type.value)
+    if schedule is None:
+        return AftercarePlan((), advice, ())
+    plan = plan_schedule(
+        schedule,
+        anchor=event.completed_at,
+        time_zone=event.patient.zone,
+        quiet_hours=clinic.quiet_hours,
+        now=now,
+    )
+    reachable = [message for message in plan.planned if message.channel in channels]
+    rounds = _rounds(schedule_offsets={step.name: step.offset for step in schedule.steps}, planned=reachable)
+    check_ins: list[CheckInPlan] = []
+    intents = list(advice)
+    for number, messages in enumerate(rounds, start=1):
+        identifier = check_in_id(event.appointment_id, number)
+        check_ins.append(
+            CheckInPlan(identifier, number, len(rounds), min(m.due_at for m in messages),
+                        tuple(sorted({m.channel for m in messages})))
+        )
+        context = appointment_context(event, check_in_id=identifier, round=number, rounds=len(rounds))
+        intents.extend(
+            DeliveryIntent(
+                appointment_id=event.appointment_id,
+                step=message.step,
+                channel=message.channel,
+                appointment_version=event.sequence,
+                template=message.template,
+                recipient=channels[message.channel],
+                locale=event.patient.locale,
+                due_at=message.due_at,
+                context=context,
+            )
+            for message in messages
+        )
+    return AftercarePlan(tuple(check_ins), tuple(intents), plan.skipped)
+
+
+def _rounds(schedule_offsets: dict, planned: list[PlannedMessage]) -> list[list[PlannedMessage]]:  # type: ignore[type-arg]
+    """Steps at the same offset from the visit are one check-in sent on several channels."""
+    by_offset: dict = {}  # type: ignore[type-arg]
+    for message in planned:
+        by_offset.setdefault(schedule_offsets[message.step], []).append(message)
+    return [by_offset[offset] for offset in sorted(by_offset)]

@@ -1,0 +1,62 @@
+"""A completed visit: record the advice and the check-ins to come, in one transaction."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.aftercare.check_in_store import CheckInStore
+from services.aftercare.domain.check_ins import AftercarePlan, plan_aftercare
+from shared.clinic_config import ClinicConfig
+from shared.clock import Clock
+from shared.delivery.context import appointment_context
+from shared.delivery.recipients import reachable_channels
+from shared.events.aftercare import CheckInScheduled
+from shared.events.appointment import AppointmentCompleted, AppointmentEvent
+from shared.ledger.ledger import DeliveryLedger
+from shared.observability import get_logger
+from shared.outbox.store import Outbox
+from shared.topics import AFTERCARE_RECORDS
+
+log = get_logger(__name__)
+
+
+class CompletedVisitHandler:
+    def __init__(self, *, engine: AsyncEngine, store: CheckInStore, ledger: DeliveryLedger, outbox: Outbox,
+                 clinic: ClinicConfig, clock: Clock, on_recorded: Callable[[], None] = lambda: None) -> None:
+        self.engine = engine
+        self.store = store
+        self.ledger = ledger
+        self.outbox = outbox
+        self.clinic = clinic
+        self.clock = clock
+        self.on_recorded = on_recorded
+
+    async def __call__(self, event: AppointmentEvent) -> AftercarePlan | None:
+        if not isinstance(event, AppointmentCompleted):
+            return None  # only a visit that took place has aftercare
+        now = self.clock.now()
+        plan = plan_aftercare(event, self.clinic, now)
+        channels = reachable_channels(event.patient)
+        staff_context = appointment_context(
+            event, patient_name=event.patient.name, patient_phone=event.patient.phone,
+            needled_near_chest=event.needled_near_chest,
+        )
+        async with self.engine.begin() as connection:
+            new_check_ins = set(await self.store.add(
+                connection, event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),
+                event.patient.locale, staff_context, now,
+            ))
+            await self.ledger.record(connection, plan.intents, now)
+            for check_in in plan.check_ins:
+                if check_in.id in new_check_ins:
+                    await self.outbox.add(connection, topic=AFTERCARE_RECORDS, key=event.appointment_id, now=now,
+                                          event=CheckInScheduled(occurred_at=now, check_in_id=check_in.id,
+                                                                 appointment_id=event.appointment_id,
+                                                                 round=check_in.round, due_at=check_in.due_at,
+                                                                 channels=list(check_in.channels)))
+        log.info("visit_completed_aftercare_planned", event_id=str(event.event_id),
+                 check_ins=len(plan.check_ins), messages=len(plan.intents),
+                 skipped_steps=[f"{s.step}:{s.reason}" for s in plan.skipped])
+        self.on_recorded()
+        return plan

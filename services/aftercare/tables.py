@@ -1,0 +1,60 @@
+"""Tables of the aftercare service: check-ins, replies, and the consent audit trail."""
+from __future__ import annotations
+
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
+
+from shared.database import UtcDateTime, metadata
+
+check_ins = Table(
+    "aftercare_check_ins",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("appointment_id", String(100), nullable=False),
+    Column("round", Integer, nullable=False),
+    Column("rounds", Integer, nullable=False),
+    Column("phone", String(20)),
+    Column("email", String(320)),
+    Column("locale", String(10), nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    # scheduled → answered | closed (an earlier answer ended the check-ins) | no_reply
+    Column("status", String(20), nullable=False),
+    Column("score", Integer),
+    Column("note", Text),
+    Column("answered_at", UtcDateTime()),
+    Column("answered_via", String(10)),
+    Column("unreadable_replies", Integer, nullable=False, default=0),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    UniqueConstraint("appointment_id", "round", name="uq_check_in_round"),
+    Index("ix_check_ins_phone_due", "phone", "due_at"),
+)
+
+replies = Table(
+    "aftercare_replies",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    # Twilio retries a webhook it could not deliver: the same MessageSid is handled once.
+    Column("message_sid", String(64), unique=True),
+    Column("check_in_id", String(36)),
+    Column("via", String(10), nullable=False),
+    Column("text", Text),
+    Column("intent", String(20), nullable=False),
+    Column("score", Integer),
+    Column("red_flags", JSON, nullable=False),
+    Column("action", String(30), nullable=False),
+    Column("reasons", JSON, nullable=False),
+    Column("response", Text),
+    Column("received_at", UtcDateTime(), nullable=False),
+)
+
+consent_audit = Table(
+    "aftercare_consent_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("channel", String(10), nullable=False),
+    Column("address", String(320), nullable=False),
+    Column("subscribed", Boolean, nullable=False),
+    Column("source", String(30), nullable=False),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+)

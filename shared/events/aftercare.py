@@ -1,0 +1,66 @@
+"""Events the aftercare service publishes: consent changes, check-in records and alerts."""
+from __future__ import annotations
+
+from typing import Literal
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class _AftercareEvent(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    event_id: UUID = Field(default_factory=uuid4)
+    schema_version: Literal[1] = 1
+    occurred_at: AwareDatetime
+
+
+class ConsentChanged(_AftercareEvent):
+    """A patient opted out of (or back into) a channel; every service stops sending at once."""
+
+    event_type: Literal["ConsentChanged"] = "ConsentChanged"
+    channel: Literal["sms", "email"]
+    address: str
+    subscribed: bool
+    source: Literal["sms_keyword", "email_link", "carrier_opt_out", "sms_reply"]
+
+
+class CheckInScheduled(_AftercareEvent):
+    event_type: Literal["CheckInScheduled"] = "CheckInScheduled"
+    check_in_id: str
+    appointment_id: str
+    round: int
+    due_at: AwareDatetime
+    channels: list[str]
+
+
+class ReplyRecorded(_AftercareEvent):
+    event_type: Literal["ReplyRecorded"] = "ReplyRecorded"
+    reply_id: str
+    check_in_id: str | None
+    appointment_id: str | None
+    via: Literal["sms", "web"]
+    text: str | None
+    score: int | None
+    red_flags: list[str]
+    action: str
+    reasons: list[str]
+
+
+class EscalationRaised(_AftercareEvent):
+    """A worrying answer: the on-call clinician has been alerted."""
+
+    event_type: Literal["EscalationRaised"] = "EscalationRaised"
+    reply_id: str
+    check_in_id: str | None
+    appointment_id: str | None
+    score: int | None
+    previous_score: int | None
+    reasons: list[str]
+    urgent_911_advice: bool
+
+
+class NoReplyRecorded(_AftercareEvent):
+    event_type: Literal["NoReplyRecorded"] = "NoReplyRecorded"
+    appointment_id: str
+    check_ins: int
