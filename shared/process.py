@@ -19,9 +19,9 @@ def stop_on_signals() -> asyncio.Event:
     return stop
 
 
-def serve_metrics(port: int | None) -> None:
+def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
     if port:
-        start_http_server(port, addr="127.0.0.1")
+        start_http_server(port, addr=host)
 
 
 class EmbeddedHttpServer(uvicorn.Server):

@@ -15,6 +15,7 @@ def main(argv: list[str] | None = None) -> None:
         description="Twilio-compatible SMS sandbox (loopback only).",
     )
     parser.add_argument("--port", type=int, default=8030)
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (0.0.0.0 only inside a container)")
     parser.add_argument("--account-sid", required=True)
     parser.add_argument("--auth-token", required=True)
     parser.add_argument("--inbound-webhook-url", default=None)
@@ -30,4 +31,4 @@ def main(argv: list[str] | None = None) -> None:
         phone_number=args.phone_number,
     )
     # Access logs would print patients' numbers in query strings; keep them off.
-    uvicorn.run(app, host="127.0.0.1", port=args.port, access_log=False)
+    uvicorn.run(app, host=args.host, port=args.port, access_log=False)

@@ -76,7 +76,7 @@ async def run_aftercare(settings: AftercareSettings) -> None:
                                                settings.public_webhook_url)),
         settings.http_host, settings.http_port,
     )
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     stop = stop_on_signals()
     await broker.start()
     tasks = [

@@ -13,6 +13,7 @@ class AftercareSettings(BaseSettings):
     group_id: str = "aftercare"
     http_host: str = "127.0.0.1"
     http_port: int = 8040
+    metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9102
     # The exact URL Twilio posts inbound texts to, when a proxy changes the one this service sees;
     # Twilio signs that URL, so validation needs it.

@@ -69,7 +69,7 @@ async def run_notifier(settings: NotifierSettings) -> None:
     async def on_consent_change(message: KafkaMessage) -> None:
         await consent_consumer(message)
 
-    serve_metrics(settings.metrics_port)
+    serve_metrics(settings.metrics_port, settings.metrics_host)
     stop = stop_on_signals()
     await broker.start()
     log.info("notifier_started", group_id=settings.group_id)

@@ -11,6 +11,7 @@ class NotifierSettings(BaseSettings):
 
     database_url: str = "sqlite+aiosqlite:///./notifier.db"
     group_id: str = "notifier"
+    metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9101
     common: CommonSettings = Field(default_factory=CommonSettings)
     delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]
