@@ -12,7 +12,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from email.parser import BytesParser
 from pathlib import Path
@@ -27,6 +27,7 @@ class ReceivedMail:
     mail_from: str
     recipients: tuple[str, ...]  # the envelope's RCPT TO, which may differ from the To header
     raw: bytes
+    received_at: float = field(default_factory=time.time)
 
 
 class SmtpSink:

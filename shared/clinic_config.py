@@ -92,6 +92,11 @@ class ClinicConfig(BaseModel):
     def check_in_schedule(self, appointment_type: str) -> Schedule | None:
         return _lookup(self.aftercare.check_ins, appointment_type)
 
+    def scheduled_templates(self) -> set[tuple[str, str]]:
+        """Every (template, channel) a schedule of this clinic sends."""
+        schedules = [*self.pre_session.values(), *self.aftercare.check_ins.values()]
+        return {(step.template, step.channel) for schedule in schedules for step in schedule.steps}
+
     def location(self, location_id: str) -> Location | None:
         return self.locations.get(location_id)
 

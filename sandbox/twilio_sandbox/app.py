@@ -18,6 +18,12 @@ from sandbox.twilio_sandbox.payloads import API_VERSION, error_body, is_e164, me
 from sandbox.twilio_sandbox.state import Fault, SandboxState
 
 DEFAULT_SANDBOX_NUMBER = "+14165550100"
+OPT_OUT_CONFIRMATIONS = {
+    "STOP": "You have successfully been unsubscribed. You will not receive any more messages from this "
+            "number. Reply START to resubscribe.",
+    "START": "You have successfully been re-subscribed to messages from this number. Reply HELP for help. "
+             "Reply STOP to unsubscribe. Msg&Data Rates May Apply.",
+}
 
 
 class FaultRequest(BaseModel):
@@ -117,6 +123,10 @@ def create_app(
     async def simulate_inbound(text: InboundRequest) -> JSONResponse:
         to = text.to or phone_number
         opt_out_type = state.apply_keyword(text.from_, text.body)
+        if opt_out_type in OPT_OUT_CONFIRMATIONS:
+            # Twilio's own opt-out handling answers STOP and START itself, before any webhook.
+            state.record(message_resource(account_sid, text.from_, to, OPT_OUT_CONFIRMATIONS[opt_out_type],
+                                          direction="outbound-reply"))
         if inbound_webhook_url is None:
             return JSONResponse({"status": None, "body": None, "opt_out_type": opt_out_type})
         params = inbound.inbound_params(account_sid, text.from_, to, text.body, opt_out_type)

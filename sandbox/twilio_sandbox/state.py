@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class SandboxState:
         self._faults: list[Fault] = []
 
     def record(self, message: dict[str, Any]) -> None:
+        # Not a Twilio field: when the sandbox took the message, for tests that check timing.
+        message = message | {"sandbox_received_at": time.time()}
         self._messages.append(message)
         if self._record_file is not None:
             self._record_file.parent.mkdir(parents=True, exist_ok=True)

@@ -67,7 +67,8 @@ class CheckInAnswers:
         thresholds = clinic.aftercare.triage
         self.rules = TriageRules(thresholds.reassure_at_or_below, thresholds.escalate_at_or_above)
 
-    async def sms_reply(self, message_sid: str, phone: str, text: str) -> AnswerOutcome:
+    async def sms_reply(self, message_sid: str, phone: str, text: str,
+                        carrier_answered: bool = False) -> AnswerOutcome:
         now = self.clock.now()
         async with self.engine.begin() as connection:
             seen, response = await self.store.response_to(connection, message_sid)
@@ -76,7 +77,7 @@ class CheckInAnswers:
             check_in = await self.store.latest_sent_to_phone(connection, phone, now)
             parsed = parse_reply(text)
             outcome = await self._apply(connection, check_in, parsed, via="sms", text=text, now=now,
-                                        message_sid=message_sid, phone=phone)
+                                        message_sid=message_sid, phone=phone, reply=not carrier_answered)
         self.on_change()
         return outcome
 
@@ -117,7 +118,7 @@ class CheckInAnswers:
 
     async def _apply(self, connection: AsyncConnection, check_in: CheckIn | None, parsed: ParsedReply, *,
                      via: str, text: str | None, now: datetime, message_sid: str | None,
-                     phone: str | None) -> AnswerOutcome:
+                     phone: str | None, reply: bool = True) -> AnswerOutcome:
         previous_score = await self._previous_score(connection, check_in)
         decision = triage(parsed, previous_score=previous_score,
                           unreadable_replies_so_far=check_in.unreadable_replies if check_in else 0,
@@ -140,7 +141,7 @@ class CheckInAnswers:
         locale = check_in.locale if check_in else (parsed.language_hint.value if parsed.language_hint else "en-CA")
         template = RESPONSE_TEMPLATE.get(action)
         response = None
-        if template is not None and via == "sms" and phone:
+        if template is not None and via == "sms" and phone and reply:
             context = check_in.context if check_in else {"patient": {"first_name": "", "time_zone": self.clinic.clinic.time_zone}}
             response = self.composer.sms_text(template, locale, _with_score(context, parsed.score), phone)
         await self.store.add_reply(

@@ -55,7 +55,10 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
             return PlainTextResponse("invalid signature", status_code=403)
         if not form.get("MessageSid") or not form.get("From"):
             return PlainTextResponse("missing MessageSid or From", status_code=400)
-        outcome = await answers.sms_reply(form["MessageSid"], form["From"], form.get("Body", ""))
+        # With OptOutType STOP or START, Twilio has already confirmed to the patient itself.
+        carrier_answered = form.get("OptOutType") in {"STOP", "START"}
+        outcome = await answers.sms_reply(form["MessageSid"], form["From"], form.get("Body", ""),
+                                          carrier_answered=carrier_answered)
         return twiml(outcome.response_text)
 
     @app.get("/check-in/{token}")

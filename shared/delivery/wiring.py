@@ -45,9 +45,10 @@ def build_channels(settings: DeliverySettings) -> tuple[SmtpEmailSender, TwilioS
     return email, sms
 
 
-def checked_catalogue() -> TemplateCatalogue:
+def checked_catalogue(clinic: ClinicConfig) -> TemplateCatalogue:
+    """The templates, refusing to start when one the system or the clinic's schedules use lacks a language."""
     catalogue = TemplateCatalogue()
-    catalogue.verify_complete(set(REQUIRED_TEMPLATES))
+    catalogue.verify_complete(set(REQUIRED_TEMPLATES) | clinic.scheduled_templates())
     return catalogue
 
 
@@ -64,7 +65,7 @@ def build_dispatcher(
     return Dispatcher(
         service=service,
         ledger=DeliveryLedger(engine),
-        composer=MessageComposer(checked_catalogue(), clinic, patient_links(settings)),
+        composer=MessageComposer(checked_catalogue(clinic), clinic, patient_links(settings)),
         email=email,
         sms=sms,
         suppressions=SuppressionList(engine),

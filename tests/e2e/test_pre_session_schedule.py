@@ -1,0 +1,108 @@
+"""Guidance and reminders go out ahead of the visit, at their times, once (schedules scaled to seconds).
+
+The e2e clinic config sends guidance 12 s before the start, reminders 8 s and 4 s before.
+"""
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.e2e.arrivals import arrivals, wait_for_count, wait_until
+from tests.e2e.conftest import System
+
+pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+ON_TIME = 1.5  # seconds: a due message goes out within about a second
+
+
+def starting_in(seconds: float) -> datetime:
+    return datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
+
+
+def texts(found, channel: str) -> list[str]:  # type: ignore[no-untyped-def]
+    return [arrival.text for arrival in found if arrival.channel == channel]
+
+
+def test_guidance_and_reminders_arrive_at_their_times_in_the_patients_language(system: System) -> None:
+    patient = system.new_patient(locale="fr-CA")
+    start = starting_in(16)
+    system.book(patient, start)
+    found = wait_for_count(system, patient, 5, timeout=30)
+    due = {"guidance": start.timestamp() - 12, "reminder_24h": start.timestamp() - 8, "reminder_2h": start.timestamp() - 4}
+
+    emails = [a for a in found if a.channel == "email"]
+    sms = [a for a in found if a.channel == "sms"]
+    assert len(emails) == 2 and len(sms) == 3
+    guidance = emails[1]
+    assert guidance.at == pytest.approx(due["guidance"] + ON_TIME / 2, abs=ON_TIME / 2 + 0.2)
+    assert "préparer" in guidance.text.lower() or "rendez-vous" in guidance.text.lower()
+    assert sms[1].at == pytest.approx(due["reminder_24h"] + ON_TIME / 2, abs=ON_TIME / 2 + 0.2)
+    assert sms[2].at == pytest.approx(due["reminder_2h"] + ON_TIME / 2, abs=ON_TIME / 2 + 0.2)
+    assert all("rendez-vous" in body for body in texts(found, "sms"))
+    wait_until(start.timestamp() + 2)
+    assert len(arrivals(system, patient)) == 5
+
+
+def test_a_reschedule_moves_every_pending_message_to_the_new_time_and_none_arrives_at_the_old(system: System) -> None:
+    patient = system.new_patient()
+    old_start = starting_in(16)
+    booking = system.book(patient, old_start)
+    new_start = starting_in(30)
+    system.change(booking["appointment_id"], "reschedule", {"starts_at": new_start.isoformat()})
+
+    wait_until(old_start.timestamp() + 1)
+    before = arrivals(system, patient)
+    assert sorted(a.channel for a in before) == ["email", "email", "sms", "sms"], before  # confirmation + notice
+
+    after = wait_for_count(system, patient, 7, timeout=30)
+    scheduled = after[4:]
+    assert [a.channel for a in scheduled] == ["email", "sms", "sms"]
+    for arrival, offset in zip(scheduled, (12, 8, 4)):
+        assert arrival.at == pytest.approx(new_start.timestamp() - offset + ON_TIME / 2, abs=ON_TIME / 2 + 0.2)
+    wait_until(new_start.timestamp() + 2)
+    assert len(arrivals(system, patient)) == 7
+
+
+def test_a_cancelled_appointment_gets_nothing_after_its_cancellation_notice(system: System) -> None:
+    patient = system.new_patient()
+    start = starting_in(14)
+    booking = system.book(patient, start)
+    system.change(booking["appointment_id"], "cancel")
+    wait_until(start.timestamp() + 2)
+    found = arrivals(system, patient)
+    assert len(found) == 4  # confirmation and cancellation notice, by email and SMS
+    assert "cancel" in found[-1].text.lower() or "cancel" in found[-2].text.lower()
+
+
+def test_a_notifier_stopped_across_a_due_time_sends_the_message_once_on_its_return(system: System) -> None:
+    notifier = system.services["notifier"]
+    patient = system.new_patient()
+    start = starting_in(18)
+    system.book(patient, start)
+    wait_for_count(system, patient, 2)
+    notifier.stop()
+    try:
+        wait_until(start.timestamp() - 7)  # guidance (-12 s) and the first reminder (-8 s) fall due meanwhile
+        assert len(arrivals(system, patient)) == 2
+    finally:
+        notifier.start()
+    found = wait_for_count(system, patient, 5, timeout=20)
+    assert sorted(a.channel for a in found[2:]) == ["email", "sms", "sms"]
+    wait_until(start.timestamp() + 2)
+    assert len(arrivals(system, patient)) == 5
+
+
+def test_messages_that_fell_due_while_down_are_skipped_once_the_visit_has_started(system: System) -> None:
+    notifier = system.services["notifier"]
+    patient = system.new_patient()
+    start = starting_in(13)
+    system.book(patient, start)
+    wait_for_count(system, patient, 2)
+    notifier.kill()
+    try:
+        wait_until(start.timestamp() + 1)
+    finally:
+        notifier.start()
+    time.sleep(3)
+    assert len(arrivals(system, patient)) == 2  # only the confirmation
