@@ -88,3 +88,21 @@ def test_a_notifier_killed_between_two_bookings_confirms_both_exactly_once(syste
     for someone in (first, second):
         assert len(mails_to(system.sink, someone.email)) == 1
         assert len(system.twilio.messages(someone.phone)) == 1
+
+
+def test_service_logs_carry_no_patient_details(system: System) -> None:
+    patient = system.new_patient()
+    booking = system.book(patient, in_days(2))
+    wait_for_mails(system.sink, patient.email, 1)
+    system.change(booking["appointment_id"], "complete")
+    system.twilio.wait_for_messages(patient.phone, 3, timeout=20)  # confirmation, advice, first check-in
+    system.twilio.text_in(patient.phone, "7, and my chest hurts")
+    settle(2)
+    national = patient.phone.removeprefix("+1")
+    traces = [patient.name, patient.name.split()[0], patient.email, patient.phone, national,
+              f"{national[:3]}-{national[3:6]}-{national[6:]}", "chest hurts"]
+    for service in system.services.values():
+        log = service.log_path.read_text(errors="replace")
+        assert "message_sent" in log or service.name == "booking_events"
+        leaked = [trace for trace in traces if trace in log]
+        assert not leaked, f"{service.name} logged patient details: {leaked}"
