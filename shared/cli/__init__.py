@@ -1,0 +1,20 @@
+"""`clinic-notify`: the operator and staff command line (one module per command group)."""
+from __future__ import annotations
+
+import typer
+
+from shared.cli import config_check, consumer_lag, contract, dead_letters, deliveries, preview
+
+app = typer.Typer(
+    name="clinic-notify",
+    help="Operate clinic-notify: preview messages, inspect the delivery ledger and the Kafka topics.",
+    no_args_is_help=True,
+    add_completion=False,
+    # A traceback's local variables may hold recipients or message bodies: never print them.
+    pretty_exceptions_show_locals=False,
+)
+
+for module in (preview, deliveries, dead_letters, consumer_lag, contract, config_check):
+    module.register(app)
+
+__all__ = ["app"]
