@@ -7,7 +7,13 @@ from typing import Any
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from shared.templates.formatting import appointment_type_name, format_clock, format_day, format_when
+from shared.templates.formatting import (
+    appointment_type_name,
+    format_clock,
+    format_day,
+    format_phone,
+    format_when,
+)
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "files"
 LOCALES = ("en-CA", "fr-CA")
@@ -47,6 +53,7 @@ class TemplateCatalogue:
         self.environment.filters["day"] = format_day
         self.environment.filters["clock"] = format_clock
         self.environment.filters["treatment"] = appointment_type_name
+        self.environment.filters["phone"] = format_phone
 
     def available(self) -> set[tuple[str, str, str]]:
         """(locale, template, channel) triples that have every part they need."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
+import phonenumbers
 from babel.dates import format_date, format_time
 
 _BABEL_LOCALES = {"en-CA": "en_CA", "fr-CA": "fr_CA"}
@@ -48,7 +49,11 @@ def format_when(moment: datetime | str, locale: str, time_zone: str) -> str:
 
 
 def format_day(moment: datetime | str, locale: str, time_zone: str) -> str:
-    return format_date(_local(moment, time_zone), "medium", locale=_BABEL_LOCALES[locale])
+    local = _local(moment, time_zone)
+    text = format_date(local, "medium", locale=_BABEL_LOCALES[locale])
+    if locale == "fr-CA" and local.day == 1:
+        text = "1er" + text[1:]  # French writes the first of the month as an ordinal
+    return text
 
 
 def format_clock(moment: datetime | str, locale: str, time_zone: str) -> str:
@@ -58,3 +63,13 @@ def format_clock(moment: datetime | str, locale: str, time_zone: str) -> str:
 
 def appointment_type_name(appointment_type: str, locale: str) -> str:
     return APPOINTMENT_TYPE_NAMES[locale].get(appointment_type, appointment_type.replace("_", " "))
+
+
+def format_phone(e164: str | None) -> str:
+    """A Canadian number the way people write it ((416) 555-0199); others in international form."""
+    if not e164:
+        return ""
+    number = phonenumbers.parse(e164)
+    style = (phonenumbers.PhoneNumberFormat.NATIONAL if number.country_code == 1
+             else phonenumbers.PhoneNumberFormat.INTERNATIONAL)
+    return phonenumbers.format_number(number, style)
