@@ -173,3 +173,21 @@ async def test_no_reply_to_any_check_in_is_recorded_and_reported_to_staff(system
     assert wait_for_mails(system.sink, ON_CALL_EMAIL, 1,
                           where=lambda m: patient.name in m.message.get_body(("plain",)).get_content())
     assert len(check_in_texts(system, patient)) == 2
+
+
+def test_the_unsubscribe_link_in_an_email_works_without_login_and_stops_every_email(system: System) -> None:
+    patient = system.new_patient(locale="fr-CA")
+    booking = system.book(patient, in_days(6))
+    [confirmation] = wait_for_mails(system.sink, patient.email, 1)
+    link = re.search(r"<(http[^>]+/unsubscribe/[^>]+)>", confirmation.message["List-Unsubscribe"]).group(1)
+
+    form = httpx.get(link, timeout=10)
+    assert form.status_code == 200 and "<form" in form.text and "désabonner" in form.text.lower()
+    done = httpx.post(link, timeout=10)
+    assert done.status_code == 200 and "désabonné" in done.text.lower()
+
+    time.sleep(1)  # the consent change travels to the notifier through Kafka
+    system.change(booking["appointment_id"], "reschedule", {"starts_at": in_days(7).isoformat()})
+    system.twilio.wait_for_messages(patient.phone, 2)  # SMS still flows
+    time.sleep(2)
+    assert len(mails_to(system.sink, patient.email)) == 1
