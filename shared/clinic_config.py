@@ -87,10 +87,22 @@ class ClinicConfig(BaseModel):
         return self
 
     def pre_session_schedule(self, appointment_type: str) -> Schedule | None:
-        return _lookup(self.pre_session, appointment_type)
+        return self._with_email_holding(_lookup(self.pre_session, appointment_type))
 
     def check_in_schedule(self, appointment_type: str) -> Schedule | None:
-        return _lookup(self.aftercare.check_ins, appointment_type)
+        return self._with_email_holding(_lookup(self.aftercare.check_ins, appointment_type))
+
+    def _with_email_holding(self, schedule: Schedule | None) -> Schedule | None:
+        """Email steps without a choice of their own follow the clinic's `hold_email_in_quiet_hours`."""
+        if schedule is None or not self.hold_email_in_quiet_hours:
+            return schedule
+        steps = [
+            step.model_copy(update={"hold_in_quiet_hours": True})
+            if step.channel == "email" and step.hold_in_quiet_hours is None
+            else step
+            for step in schedule.steps
+        ]
+        return schedule.model_copy(update={"steps": steps})
 
     def scheduled_templates(self) -> set[tuple[str, str]]:
         """Every (template, channel) a schedule of this clinic sends."""

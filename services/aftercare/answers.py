@@ -39,7 +39,8 @@ RESPONSE_TEMPLATE = {
     TriageAction.OPT_IN: "opt_in_confirmation",
     TriageAction.HELP: "help_reply",
 }
-ENDS_WITH_STATUS = {TriageAction.ESCALATE: "closed", TriageAction.REASSURE: "closed", TriageAction.OPT_OUT: "closed"}
+# Staff are paged (email and SMS) only when it is urgent; a reply to review goes by email.
+STAFF_CHANNELS = {TriageAction.ESCALATE: ("email", "sms"), TriageAction.REFER_TO_STAFF: ("email",)}
 
 
 @dataclass(frozen=True)
@@ -124,9 +125,10 @@ class CheckInAnswers:
                           unreadable_replies_so_far=check_in.unreadable_replies if check_in else 0,
                           rules=self.rules)
         action = decision.action
-        if check_in is None and action in (TriageAction.REASSURE, TriageAction.CARE_ADVICE,
-                                           TriageAction.ASK_TO_CLARIFY, TriageAction.REFER_TO_STAFF):
-            # A text that answers no check-in of ours: staff read it, no automatic advice.
+        answers_open_check_in = check_in is not None and (check_in.is_open or via == "web")
+        if not answers_open_check_in and action in (TriageAction.REASSURE, TriageAction.CARE_ADVICE,
+                                                    TriageAction.ASK_TO_CLARIFY, TriageAction.REFER_TO_STAFF):
+            # A text that answers no open check-in: staff read it, no automatic advice.
             decision = TriageDecision(TriageAction.REFER_TO_STAFF, decision.reasons + ("no_open_check_in",), False, False)
             action = decision.action
         reply_id = str(uuid.uuid4())
@@ -134,6 +136,7 @@ class CheckInAnswers:
             await self._update_check_in(connection, check_in, parsed, decision, via, now)
         if phone and (action is TriageAction.OPT_OUT or "opt_out_requested" in decision.reasons):
             await self.consent.change(connection, "sms", phone, subscribed=False, source="sms_keyword", now=now)
+            await self.ledger.cancel_pending_to(connection, "sms", phone, "opted_out", now)
         if phone and action is TriageAction.OPT_IN:
             await self.consent.change(connection, "sms", phone, subscribed=True, source="sms_keyword", now=now)
         if action in (TriageAction.ESCALATE, TriageAction.REFER_TO_STAFF):
@@ -174,7 +177,8 @@ class CheckInAnswers:
             await self.store.count_unreadable(connection, check_in.id, now)
         if parsed.score is not None and check_in.is_open:
             await self.store.record_answer(connection, check_in.id, parsed.score, via, now)
-        if decision.ends_check_ins or action in ENDS_WITH_STATUS:
+        # STOP ends texts, not the check-ins: the email ones go on unless the patient unsubscribes there too.
+        if decision.ends_check_ins and action is not TriageAction.OPT_OUT:
             await self.store.close_remaining(connection, check_in.appointment_id, "closed", now)
             await self.ledger.cancel_pending(connection, check_in.appointment_id, f"check_ins_ended:{action.value}",
                                              now, templates=["soreness_check_in"])
@@ -186,11 +190,14 @@ class CheckInAnswers:
         template = "staff_alert" if decision.action is TriageAction.ESCALATE else "staff_review"
         base = dict(check_in.context) if check_in else {"patient": {"first_name": "", "time_zone": self.clinic.clinic.time_zone}}
         extra = dict(base.get("extra", {}))
+        reasons = list(decision.reasons)
+        if extra.get("needled_near_chest") and decision.urgent_911_advice:
+            reasons.append("needled_near_chest")  # chest pain or breathlessness after needling near the chest
         extra.update(
             patient_name=extra.get("patient_name", "Unknown patient"),
             patient_phone=phone or extra.get("patient_phone"),
             reply_text=text, score=parsed.score, previous_score=previous_score,
-            reasons=list(decision.reasons),
+            reasons=reasons,
             appointment_type=base.get("appointment", {}).get("type"),
             check_in_step=check_in.round if check_in else None,
         )
@@ -201,12 +208,13 @@ class CheckInAnswers:
                            appointment_version=0, template=template, recipient=address, locale="en-CA",
                            due_at=now, context=context)
             for channel, address in (("email", str(on_call.email)), ("sms", on_call.phone))
+            if channel in STAFF_CHANNELS[decision.action]
         ], now)
         if decision.action is TriageAction.ESCALATE:
             await self._publish(connection, AFTERCARE_ALERTS, check_in, EscalationRaised(
                 occurred_at=now, reply_id=reply_id, check_in_id=check_in.id if check_in else None,
                 appointment_id=check_in.appointment_id if check_in else None, score=parsed.score,
-                previous_score=previous_score, reasons=list(decision.reasons),
+                previous_score=previous_score, reasons=reasons,
                 urgent_911_advice=decision.urgent_911_advice,
             ))
 

@@ -18,6 +18,7 @@ from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
 from shared.observability import get_logger
+from shared.templates.formatting import format_phone
 
 log = get_logger(__name__)
 _pages = Environment(loader=FileSystemLoader(str(Path(__file__).parent / "pages")),
@@ -35,11 +36,14 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
     app = FastAPI(title="clinic-notify aftercare", docs_url=None, redoc_url=None, openapi_url=None)
     validator = RequestValidator(webhook.auth_token)
 
-    def page(locale: str, title_key: str, *paragraph_keys: str, status: int = 200, **extra: Any) -> HTMLResponse:
+    def page(locale: str, title_key: str, *paragraph_keys: str, status: int = 200,
+             title_override: str | None = None, **extra: Any) -> HTMLResponse:
         words = WORDING.get(locale, WORDING["en-CA"])
-        paragraphs = [words[key] for key in paragraph_keys] + [words["call_clinic"].format(phone=clinic.clinic.phone)]
+        phone = format_phone(clinic.clinic.phone)
+        paragraphs = [words[key] for key in paragraph_keys] + [words["call_clinic"].format(phone=phone)]
         html = _pages.get_template("page.html.j2").render(
-            locale=locale, title=words[title_key], paragraphs=paragraphs, clinic=clinic.clinic, **extra)
+            locale=locale, title=title_override or words[title_key], paragraphs=paragraphs, clinic=clinic.clinic,
+            clinic_phone=phone, **extra)
         return HTMLResponse(html, status_code=status)
 
     @app.get("/healthz")
@@ -73,13 +77,30 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
             "action": f"/check-in/{links.sign('check-in', {'check_in': check_in_id})}/note",
             "label": WORDING[locale]["note_label"], "submit": WORDING[locale]["note_submit"],
         }
+        locale = await answers.locale_of(check_in_id)
+        if locale is None:
+            return page("en-CA", "expired_title", "expired_text", status=404)
         if score is None:
-            locale = await answers.locale_of(check_in_id)
-            if locale is None:
-                return page("en-CA", "expired_title", "expired_text", status=404)
             return page(locale, "check_in_title", "check_in_ask", score_form={
                 "label": WORDING[locale]["check_in_ask"], "options": links.score_urls(check_in_id),
             }, note_form=note_form_for(locale))
+        # Mail scanners open links to inspect them: the score is recorded by the button, not the visit.
+        return page(locale, "check_in_title", title_override=WORDING[locale]["confirm_score"].format(score=score),
+                    confirm_form={"action": f"/check-in/{token}", "submit": WORDING[locale]["confirm_submit"]})
+
+    @app.post("/check-in/{token}")
+    async def record_score(token: str) -> HTMLResponse:
+        try:
+            claims = links.read("check-in", token, SCORE_LINK_VALIDITY)
+        except InvalidLink:
+            return page("en-CA", "expired_title", "expired_text", status=410)
+        check_in_id, score = str(claims["check_in"]), claims.get("score")
+        if score is None:
+            return page("en-CA", "expired_title", "expired_text", status=400)
+        note_form_for = lambda locale: {  # noqa: E731
+            "action": f"/check-in/{links.sign('check-in', {'check_in': check_in_id})}/note",
+            "label": WORDING[locale]["note_label"], "submit": WORDING[locale]["note_submit"],
+        }
         outcome = await answers.web_score(check_in_id, int(score))
         if outcome is None:
             return page("en-CA", "expired_title", "expired_text", status=404)

@@ -96,6 +96,23 @@ class DeliveryLedger:
         )
         return result.rowcount
 
+    async def cancel_pending_to(
+        self, connection: AsyncConnection, channel: str, recipient: str, reason: str, now: datetime
+    ) -> int:
+        """Cancel what is still to be sent to one address on one channel (an opt-out)."""
+        result = await connection.execute(
+            update(deliveries)
+            .where(
+                and_(
+                    deliveries.c.channel == channel,
+                    deliveries.c.recipient == recipient,
+                    deliveries.c.status == DeliveryStatus.PENDING.value,
+                )
+            )
+            .values(status=DeliveryStatus.CANCELLED.value, reason=reason, updated_at=now)
+        )
+        return result.rowcount
+
     async def for_appointment(self, connection: AsyncConnection, appointment_id: str) -> list[Delivery]:
         result = await connection.execute(
             select(deliveries)

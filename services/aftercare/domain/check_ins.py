@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
@@ -11,6 +11,7 @@ from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import AppointmentCompleted
 from shared.ledger.model import DeliveryIntent
 from shared.scheduling.plan import PlannedMessage, SkippedStep, plan_schedule
+from shared.scheduling.steps import Schedule, ScheduleStep
 
 _CHECK_IN_NAMESPACE = uuid.UUID("5b1f0c1e-8d3a-4a52-9a7e-6f1c2d3b4a50")
 
@@ -38,19 +39,28 @@ def check_in_id(appointment_id: str, round_number: int) -> str:
 
 def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datetime) -> AftercarePlan:
     channels = reachable_channels(event.patient)
+    # Sent as the visit ends, except that a text waits out the night like any other.
+    advice_plan = plan_schedule(
+        Schedule(steps=[
+            ScheduleStep(name=f"aftercare_advice_{channel}", template="aftercare_advice", channel=channel,
+                         offset=timedelta(0), send_if_late=True)
+            for channel in channels
+        ]),
+        anchor=now, time_zone=event.patient.zone, quiet_hours=clinic.quiet_hours, now=now,
+    )
     advice = tuple(
         DeliveryIntent(
             appointment_id=event.appointment_id,
             step="aftercare_advice",
-            channel=channel,
+            channel=message.channel,
             appointment_version=event.sequence,
             template="aftercare_advice",
-            recipient=address,
+            recipient=channels[message.channel],
             locale=event.patient.locale,
-            due_at=now,
+            due_at=message.due_at,
             context=appointment_context(event, needled_near_chest=event.needled_near_chest),
         )
-        for channel, address in channels.items()
+        for message in advice_plan.planned
     )
     schedule = clinic.check_in_schedule(event.appointment.type.value)
     if schedule is None:

@@ -5,6 +5,8 @@ WORDING: dict[str, dict[str, str]] = {
     "en-CA": {
         "check_in_title": "How are you feeling after your visit?",
         "check_in_ask": "Tap how sore you are today, from 0 (no soreness) to 10 (the worst imaginable).",
+        "confirm_score": "Your soreness today: {score} out of 10",
+        "confirm_submit": "Send my answer",
         "thanks_title": "Thank you — we've recorded your answer",
         "already_title": "We already have your answer",
         "already_text": "Your answer to this check-in is already on record. Nothing more is needed.",
@@ -25,6 +27,8 @@ WORDING: dict[str, dict[str, str]] = {
     "fr-CA": {
         "check_in_title": "Comment vous sentez-vous après votre visite?",
         "check_in_ask": "Touchez votre niveau de douleur aujourd'hui, de 0 (aucune) à 10 (la pire imaginable).",
+        "confirm_score": "Votre douleur aujourd'hui : {score} sur 10",
+        "confirm_submit": "Envoyer ma réponse",
         "thanks_title": "Merci — nous avons enregistré votre réponse",
         "already_title": "Nous avons déjà votre réponse",
         "already_text": "Votre réponse à ce suivi est déjà enregistrée. Vous n'avez rien d'autre à faire.",
