@@ -20,6 +20,10 @@ class ConsentBook:
         self.suppressions = suppressions
         self.outbox = outbox
 
+    async def opt_out_by_link(self, channel: Literal["sms", "email"], address: str, now: datetime) -> None:
+        async with self.suppressions.engine.begin() as connection:
+            await self.change(connection, channel, address, subscribed=False, source="email_link", now=now)
+
     async def change(self, connection: AsyncConnection, channel: Literal["sms", "email"], address: str, *,
                      subscribed: bool, source: ConsentSource, now: datetime) -> None:
         if subscribed:

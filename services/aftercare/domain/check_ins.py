@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
+from shared.delivery.intents import intents_for
 from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import AppointmentCompleted
 from shared.ledger.model import DeliveryIntent
@@ -48,19 +49,11 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
         ]),
         anchor=now, time_zone=event.patient.zone, quiet_hours=clinic.quiet_hours, now=now,
     )
-    advice = tuple(
-        DeliveryIntent(
-            appointment_id=event.appointment_id,
-            step="aftercare_advice",
-            channel=message.channel,
-            appointment_version=event.sequence,
-            template="aftercare_advice",
-            recipient=channels[message.channel],
-            locale=event.patient.locale,
-            due_at=message.due_at,
-            context=appointment_context(event, needled_near_chest=event.needled_near_chest),
-        )
-        for message in advice_plan.planned
+    advice = intents_for(
+        event,
+        [replace(message, step="aftercare_advice") for message in advice_plan.planned],
+        channels,
+        appointment_context(event, needled_near_chest=event.needled_near_chest),
     )
     schedule = clinic.check_in_schedule(event.appointment.type.value)
     if schedule is None:
@@ -83,20 +76,7 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
                         tuple(sorted({m.channel for m in messages})))
         )
         context = appointment_context(event, check_in_id=identifier, round=number, rounds=len(rounds))
-        intents.extend(
-            DeliveryIntent(
-                appointment_id=event.appointment_id,
-                step=message.step,
-                channel=message.channel,
-                appointment_version=event.sequence,
-                template=message.template,
-                recipient=channels[message.channel],
-                locale=event.patient.locale,
-                due_at=message.due_at,
-                context=context,
-            )
-            for message in messages
-        )
+        intents.extend(intents_for(event, messages, channels, context))
     return AftercarePlan(tuple(check_ins), tuple(intents), plan.skipped)
 
 

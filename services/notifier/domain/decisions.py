@@ -17,6 +17,7 @@ from datetime import datetime
 
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
+from shared.delivery.intents import intents_for
 from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import (
     AppointmentBooked,
@@ -133,22 +134,8 @@ def _pre_session_schedule(
     )
     channels = reachable_channels(event.patient)
     context = appointment_context(event)
-    intents = tuple(
-        DeliveryIntent(
-            appointment_id=event.appointment_id,
-            step=planned.step,
-            channel=planned.channel,
-            appointment_version=event.sequence,
-            template=planned.template,
-            recipient=channels[planned.channel],
-            locale=event.patient.locale,
-            due_at=planned.due_at,
-            context=context,
-            expires_at=starts_at,
-        )
-        for planned in plan.planned
-        if planned.channel in channels
-    )
+    reachable = [planned for planned in plan.planned if planned.channel in channels]
+    intents = intents_for(event, reachable, channels, context, expires_at=starts_at)
     unreachable = tuple(
         SkippedStep(step=planned.step, channel=planned.channel, reason="no_consent_or_address")  # type: ignore[arg-type]
         for planned in plan.planned
