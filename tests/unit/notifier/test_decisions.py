@@ -138,3 +138,13 @@ def test_a_type_without_its_own_schedule_uses_the_default_one() -> None:
 def test_the_patient_language_is_carried_on_every_message() -> None:
     decision = decide(booked("apt-1", NOW + timedelta(days=5), who=patient(locale="fr-CA")), None, {}, CLINIC, NOW)
     assert {intent.locale for intent in decision.intents} == {"fr-CA"}
+
+
+def test_email_waits_out_quiet_hours_only_when_the_clinic_says_so() -> None:
+    # Guidance 48 h before a 07:30 visit falls at 07:30, inside the 21:00-08:00 window.
+    event = booked("apt-1", datetime(2026, 11, 30, 7, 30, tzinfo=TORONTO))
+    relaxed = decide(event, None, {}, CLINIC, NOW)
+    strict = decide(event, None, {}, CLINIC.model_copy(update={"hold_email_in_quiet_hours": True}), NOW)
+    guidance = lambda decision: next(i for i in decision.intents if i.step == "guidance_48h")  # noqa: E731
+    assert local(guidance(relaxed).due_at) == datetime(2026, 11, 28, 7, 30, tzinfo=TORONTO)
+    assert local(guidance(strict).due_at) == datetime(2026, 11, 28, 8, 0, tzinfo=TORONTO)
