@@ -1,11 +1,19 @@
-"""Signed links a patient can follow without logging in: unsubscribe, soreness scores."""
+"""Links a patient can follow without logging in: unsubscribe, soreness scores.
+
+The token is encrypted as well as signed (Fernet): an address inside an unsubscribe link must not be
+readable by whoever sees the URL (proxies, browser history, mail scanners).
+"""
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
+import time
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
+from cryptography.fernet import Fernet, InvalidToken
 
 UNSUBSCRIBE_VALIDITY = timedelta(days=90)  # CASL asks for at least 60 days
 SCORE_LINK_VALIDITY = timedelta(days=7)
@@ -22,19 +30,27 @@ class PatientLinks:
     base_url: str
     secret: str
 
-    def _serializer(self, purpose: str) -> URLSafeTimedSerializer:
-        return URLSafeTimedSerializer(self.secret, salt=f"clinic-notify:{purpose}")
+    def _fernet(self, purpose: str) -> Fernet:
+        # One key per purpose: a score token can never be replayed as an unsubscribe token.
+        digest = hashlib.sha256(f"clinic-notify:{purpose}:{self.secret}".encode()).digest()
+        return Fernet(base64.urlsafe_b64encode(digest))
 
-    def sign(self, purpose: str, payload: dict[str, Any]) -> str:
-        return self._serializer(purpose).dumps(payload)
+    def sign(self, purpose: str, payload: dict[str, Any], issued_at: datetime | None = None) -> str:
+        data = json.dumps(payload, separators=(",", ":")).encode()
+        moment = int(issued_at.timestamp()) if issued_at else int(time.time())
+        return self._fernet(purpose).encrypt_at_time(data, moment).decode()
 
     def read(self, purpose: str, token: str, max_age: timedelta) -> dict[str, Any]:
+        fernet = self._fernet(purpose)
         try:
-            return self._serializer(purpose).loads(token, max_age=int(max_age.total_seconds()))
-        except SignatureExpired:
-            raise InvalidLink("expired") from None
-        except BadSignature:
+            data = fernet.decrypt(token.encode())
+            issued = fernet.extract_timestamp(token.encode())
+        except (InvalidToken, ValueError):
             raise InvalidLink("invalid") from None
+        if time.time() - issued > max_age.total_seconds():
+            raise InvalidLink("expired")
+        payload: dict[str, Any] = json.loads(data)
+        return payload
 
     def unsubscribe_url(self, channel: str, address: str, locale: str = "en-CA") -> str:
         token = self.sign("unsubscribe", {"channel": channel, "address": address, "locale": locale})

@@ -2,20 +2,20 @@
 from __future__ import annotations
 
 import html
-import time
+import re
 from collections.abc import AsyncIterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from xml.etree import ElementTree
 
 import httpx
 import pytest
-from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 from twilio.request_validator import RequestValidator
 
 from services.aftercare.web import WebhookSecurity, create_web_app
 from shared.database import create_engine, create_tables
 from shared.clock import FixedClock
+from shared.links import PatientLinks
 from shared.topics import CONSENT
 from tests.integration.aftercare.conftest import PATIENT_PHONE, ROUND_1, VISIT_ENDS, Aftercare, build_aftercare
 
@@ -65,12 +65,7 @@ def path_of(url: str) -> str:
 
 
 def a_link_from_eight_days_ago(aftercare: Aftercare, payload: dict[str, object]) -> str:
-    class EightDaysAgo(TimestampSigner):
-        def get_timestamp(self) -> int:
-            return int(time.time()) - int(timedelta(days=8).total_seconds())
-
-    return URLSafeTimedSerializer(aftercare.links.secret, salt="clinic-notify:check-in",
-                                  signer=EightDaysAgo).dumps(payload)
+    return aftercare.links.sign("check-in", payload, issued_at=datetime.now(UTC) - timedelta(days=8))
 
 
 async def a_visit_at_round_1(aftercare: Aftercare, **who: object) -> str:
@@ -174,7 +169,11 @@ async def test_the_check_in_page_offers_every_score_from_0_to_10(aftercare: Afte
     response = await web.get(path_of(aftercare.links.check_in_url(check_in)))
 
     assert response.status_code == 200
-    assert all(option["url"] in response.text for option in aftercare.links.score_urls(check_in))
+    offered = re.findall(r'<a class="score" href="([^"]+)">(\d+)</a>', response.text)
+    assert [int(score) for _, score in offered] == list(range(11))
+    for url, score in offered:
+        assert aftercare.links.read("check-in", url.rsplit("/", 1)[1], timedelta(days=1)) == {
+            "check_in": check_in, "score": int(score)}
     assert await aftercare.replies() == []
 
 
@@ -214,8 +213,8 @@ async def test_a_tampered_score_link_shows_an_expired_page_and_records_nothing(
 ) -> None:
     check_in = await a_visit_at_round_1(aftercare)
     genuine = aftercare.links.sign("check-in", {"check_in": check_in, "score": 2})
-    forged = URLSafeTimedSerializer("a-guessed-secret", salt="clinic-notify:check-in").dumps(
-        {"check_in": check_in, "score": 0})
+    forged = PatientLinks(aftercare.links.base_url, "a-guessed-secret").sign(
+        "check-in", {"check_in": check_in, "score": 0})
 
     for token in (genuine[:-3] + ("AAA" if not genuine.endswith("AAA") else "BBB"), forged):
         response = await web.get(f"/check-in/{token}")
@@ -259,8 +258,8 @@ async def test_confirming_unsubscribes_the_address_in_the_patients_language(
 
 
 async def test_a_tampered_unsubscribe_link_unsubscribes_no_one(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
-    forged = URLSafeTimedSerializer("a-guessed-secret", salt="clinic-notify:unsubscribe").dumps(
-        {"channel": "email", "address": "alex.tremblay@example.com", "locale": "en-CA"})
+    forged = PatientLinks(aftercare.links.base_url, "a-guessed-secret").sign(
+        "unsubscribe", {"channel": "email", "address": "alex.tremblay@example.com", "locale": "en-CA"})
 
     response = await web.post(f"/unsubscribe/{forged}")
 
