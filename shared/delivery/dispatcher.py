@@ -15,11 +15,12 @@ from shared.clock import Clock
 from shared.delivery.compose import MessageComposer
 from shared.delivery.retry import RetryPolicy
 from shared.ledger.ledger import DeliveryLedger
-from shared.ledger.model import Delivery
+from shared.ledger.model import Delivery, DeliveryStatus
 from shared.ledger.suppressions import SuppressionList
-from shared.observability import DELIVERIES, DISPATCH_DELAY, get_logger
+from shared.observability import DELIVERIES, DISPATCH_DELAY, LEDGER_BACKLOG, get_logger
 
 OPTED_OUT_CODE = "21610"
+BACKLOG_REPORT_INTERVAL_SECONDS = 15.0
 log = get_logger(__name__)
 
 
@@ -59,9 +60,14 @@ class Dispatcher:
         self._wakeup.set()
 
     async def run(self, stop: asyncio.Event) -> None:
+        loop = asyncio.get_running_loop()
+        next_report = loop.time()
         while not stop.is_set():
             try:
                 handled = await self.dispatch_due()
+                if loop.time() >= next_report:
+                    await self.report_backlog()
+                    next_report = loop.time() + BACKLOG_REPORT_INTERVAL_SECONDS
             except Exception:
                 log.exception("dispatch_round_failed")
                 handled = 0
@@ -81,6 +87,12 @@ class Dispatcher:
         finally:
             for waiter in waiters:
                 waiter.cancel()
+
+    async def report_backlog(self) -> None:
+        """What operators graph: how many messages are pending, sending, sent, failed..."""
+        counts = await self.ledger.counts_by_status()
+        for status in DeliveryStatus:
+            LEDGER_BACKLOG.labels(self.service, status.value).set(counts.get(status.value, 0))
 
     async def dispatch_due(self) -> int:
         claimed = await self.ledger.claim_due(self.clock.now(), self.batch_size, self.lease)

@@ -159,3 +159,16 @@ async def test_an_opted_out_number_gets_nothing(setup, twilio) -> None:  # type:
     await dispatcher.dispatch_due()
     assert twilio.messages("+14165550137") == []
     assert await statuses(dispatcher) == {"sent": 1, "skipped": 1}
+
+
+async def test_operators_see_the_ledger_by_status_in_the_metrics(setup) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    dispatcher, _ = setup
+    await record_confirmation(dispatcher, "d8@example.com", "+14165550138")
+    await dispatcher.report_backlog()
+    pending = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "test", "status": "pending"})
+    await dispatcher.dispatch_due()
+    await dispatcher.report_backlog()
+    sent = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "test", "status": "sent"})
+    assert (pending, sent) == (2, 2)
