@@ -8,16 +8,22 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import typer
+from pydantic import ValidationError
 from rich.table import Table
 
 from shared.channels.messages import EmailMessage
 from shared.cli.options import DEFAULT_CONFIG, ClinicConfigFile
 from shared.cli.output import fail, stdout
-from shared.cli.sample_delivery import sample_delivery
+from shared.cli.sample_delivery import delivery_for_event, sample_delivery
 from shared.cli.sms_segments import sms_size
 from shared.clinic_config import ClinicConfig, ClinicConfigError, load_clinic_config
+from shared.consumer import describe_validation_error
 from shared.delivery.compose import MessageComposer
-from shared.events.appointment import AppointmentType
+from shared.events.appointment import (
+    AppointmentEvent,
+    AppointmentType,
+    parse_appointment_event,
+)
 from shared.links import PatientLinks
 from shared.templates.catalogue import LOCALES, TemplateCatalogue
 from shared.templates.sample import SAMPLE_BASE_URL
@@ -43,6 +49,9 @@ def preview(
     starts_at: Annotated[str | None, typer.Option(help="Visit start, ISO 8601; clinic time if no offset. Default: 10:00 in a week.")] = None,
     out: Annotated[Path | None, typer.Option(file_okay=False, help="Also write the files sent (.html, .ics) here.")] = None,
     list_templates: Annotated[bool, typer.Option("--list", help="List the templates and their channels.")] = False,
+    event_file: Annotated[Path | None, typer.Option("--event", exists=True, dir_okay=False,
+                                                     help="Render for this appointment event (JSON, as published) "
+                                                          "instead of sample data; its patient's language wins.")] = None,
     clinic_config: ClinicConfigFile = DEFAULT_CONFIG,
 ) -> None:
     """Render a message template exactly as a patient (or the on-call clinician) receives it."""
@@ -52,17 +61,27 @@ def preview(
         return
     if template is None:
         fail("give a TEMPLATE to preview, or --list to see them")
-    if (locale.value, template, channel.value) not in catalogue.available():
+    event = _read_event(event_file) if event_file else None
+    language = event.patient.locale if event else locale.value
+    if (language, template, channel.value) not in catalogue.available():
         known = sorted({name for _, name, kind in catalogue.available() if kind == channel.value})
         fail(f"no {channel.value} template {template!r} in {locale.value}; known: {', '.join(known)}")
     clinic = _load(clinic_config)
     start = _parse_start(starts_at, clinic.clinic.time_zone)
     composer = MessageComposer(catalogue, clinic, PatientLinks(SAMPLE_BASE_URL, "preview-only"))
-    delivery = sample_delivery(template, channel.value, locale.value, appointment_type.value, start)
+    delivery = (delivery_for_event(template, channel.value, event) if event
+                else sample_delivery(template, channel.value, language, appointment_type.value, start))
     if channel is Channel.sms:
-        _show_sms(composer.sms(delivery).body, out, f"{template}.{locale.value}")
+        _show_sms(composer.sms(delivery).body, out, f"{template}.{language}")
     else:
-        _show_email(composer.email(delivery, datetime.now(UTC)), out, f"{template}.{locale.value}")
+        _show_email(composer.email(delivery, datetime.now(UTC)), out, f"{template}.{language}")
+
+
+def _read_event(path: Path) -> AppointmentEvent:
+    try:
+        return parse_appointment_event(path.read_bytes())
+    except ValidationError as error:
+        fail(f"{path}: not a valid appointment event: {describe_validation_error(error)}")
 
 
 def _load(path: Path) -> ClinicConfig:

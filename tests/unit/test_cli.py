@@ -17,6 +17,7 @@ from shared.events.appointment import APPOINTMENT_EVENT_TYPES
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryIntent
 from shared.templates.formatting import APPOINTMENT_TYPE_NAMES
+from tests.support.events import booked, patient
 
 REPO = Path(__file__).resolve().parents[2]
 CLINIC_YAML = REPO / "deploy" / "clinic.yaml"
@@ -52,6 +53,26 @@ def test_a_confirmation_email_preview_writes_its_html_and_its_calendar_invitatio
     assert "<html" in html.read_text(encoding="utf-8").lower()
     calendar = ics.read_text(encoding="utf-8")
     assert "BEGIN:VCALENDAR" in calendar and "20260714T" in calendar
+
+
+def test_a_preview_for_a_given_appointment_uses_its_details_and_its_patients_language(tmp_path: Path) -> None:
+    event = booked("apt-777", datetime(2026, 12, 3, 15, 30, tzinfo=UTC), who=patient(locale="fr-CA", name="Marie Gagnon"))
+    event_file = tmp_path / "event.json"
+    event_file.write_text(event.model_dump_json())
+
+    result = runner.invoke(app, ["preview", "confirmation", "--channel", "email", "--event", str(event_file)])
+
+    assert result.exit_code == 0, result.output
+    assert "Bonjour Marie" in result.output and "3 décembre 2026 à 10 h 30" in result.output
+
+
+def test_a_preview_refuses_an_invalid_event_naming_the_field(tmp_path: Path) -> None:
+    event_file = tmp_path / "event.json"
+    event_file.write_text(json.dumps({"event_type": "AppointmentBooked", "sequence": 0}))
+
+    result = runner.invoke(app, ["preview", "confirmation", "--event", str(event_file)])
+
+    assert result.exit_code == 1 and "sequence" in result.output
 
 
 def test_the_template_list_shows_every_template_with_its_channels() -> None:
