@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from aiokafka import ConsumerRecord
 from faststream.kafka import KafkaBroker
 from faststream.kafka.message import KafkaMessage
 from pydantic import ValidationError
@@ -72,7 +73,7 @@ class EventConsumer:
         await message.ack()
 
     async def dead_letter(self, message: KafkaMessage, reason: str, detail: str) -> None:
-        record = message.raw_message
+        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]  # one record: not a batch subscriber
         await self.broker.publish(
             message.body,
             topic=self.dead_letter_topic,

@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from shared.channels.messages import EmailMessage, SmsMessage
+from shared.channels.messages import Attachment, EmailMessage, SmsMessage
 from shared.clinic_config import ClinicConfig
 from shared.delivery.calendar import appointment_invitation
 from shared.ledger.model import Delivery
@@ -50,7 +50,7 @@ class MessageComposer:
     def email(self, delivery: Delivery, now: datetime) -> EmailMessage:
         context = self.render_context(delivery.context, delivery.channel, delivery.recipient, delivery.locale)
         rendered = self.catalogue.render_email(delivery.template, delivery.locale, context)
-        attachments = ()
+        attachments: tuple[Attachment, ...] = ()
         if delivery.template in CALENDAR_TEMPLATES:
             appointment = context["appointment"]
             attachments = (

@@ -36,8 +36,8 @@ class KafkaEventPublisher:
     async def publish(self, messages: Sequence[OutboxMessage]) -> PublishResult:
         try:
             producer = await self._started()
-        except Exception as error:
-            return PublishResult([], error)
+        except Exception as start_error:
+            return PublishResult([], start_error)
         sent: list[tuple[int, asyncio.Future[object]]] = []
         error: Exception | None = None
         for message in messages:

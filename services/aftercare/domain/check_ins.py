@@ -43,8 +43,8 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
     # Sent as the visit ends, except that a text waits out the night like any other.
     advice_plan = plan_schedule(
         Schedule(steps=[
-            ScheduleStep(name=f"aftercare_advice_{channel}", template="aftercare_advice", channel=channel,
-                         offset=timedelta(0), send_if_late=True)
+            ScheduleStep.model_validate({"name": f"aftercare_advice_{channel}", "template": "aftercare_advice",
+                                         "channel": channel, "offset": timedelta(0), "send_if_late": True})
             for channel in channels
         ]),
         anchor=now, time_zone=event.patient.zone, quiet_hours=clinic.quiet_hours, now=now,
