@@ -86,6 +86,12 @@ _RED_FLAG_PATTERNS: dict[RedFlag, tuple[str, ...]] = {
 _COMPILED_RED_FLAGS = {
     flag: re.compile("|".join(patterns)) for flag, patterns in _RED_FLAG_PATTERNS.items()
 }
+# Red and warm together at a site is how an infection starts, even without "to the touch". Patients
+# list them with commas ("red, warm"), which would split them into clauses: read the whole reply.
+_RED_AND_WARM = re.compile(
+    r"\b(?:red|hot|warm)\b(?:\s*,\s*|\s+and\s+|\s*&\s*|\s+)(?:red|hot|warm)\b"
+    r"|\b(?:rouge|chaude?)s?\b(?:\s*,\s*|\s+et\s+|\s+)(?:rouge|chaude?)s?\b"
+)
 # Uncertainty is not denial: "not sure if it's swelling" must still flag.
 _HEDGES = re.compile(r"\b(?:not sure|not certain|don'?t know|dunno|pas sur|sais pas|sait pas)\b")
 _CLAUSE_BREAK = re.compile(
@@ -113,6 +119,8 @@ def red_flags_in(normalized: str) -> tuple[RedFlag, ...]:
         for flag, pattern in _COMPILED_RED_FLAGS.items()
         if any(_affirmed(match, clause) for clause in clauses for match in pattern.finditer(clause))
     ]
+    if RedFlag.WARMTH not in found and any(_affirmed(m, normalized) for m in _RED_AND_WARM.finditer(normalized)):
+        found.insert(list(_COMPILED_RED_FLAGS).index(RedFlag.WARMTH), RedFlag.WARMTH)
     return tuple(found)
 
 
