@@ -45,7 +45,6 @@ class CommonSettings(BaseSettings):
     clinic_config_file: Path = DEFAULT_CLINIC_CONFIG
     log_level: str = "INFO"
     log_json: bool = True
-    metrics_port: int | None = None
     kafka: KafkaSettings = Field(default_factory=KafkaSettings)
 
 
