@@ -3,7 +3,15 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import config_check, consumer_lag, contract, dead_letters, deliveries, preview
+from shared.cli import (
+    check_ins,
+    config_check,
+    consumer_lag,
+    contract,
+    dead_letters,
+    deliveries,
+    preview,
+)
 
 app = typer.Typer(
     name="clinic-notify",
@@ -14,7 +22,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (preview, deliveries, dead_letters, consumer_lag, contract, config_check):
+for module in (preview, deliveries, check_ins, dead_letters, consumer_lag, contract, config_check):
     module.register(app)
 
 __all__ = ["app"]

@@ -1,27 +1,23 @@
 """`clinic-notify scheduled` and `status`: what the delivery ledger holds, without recipients."""
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Annotated, TypeVar
 
 import typer
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy import make_url
-from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.cli.ledger_reports import LedgerStatus, ledger_status, scheduled
 from shared.cli.options import DEFAULT_CONFIG, ClinicConfigFile, DatabaseUrl
-from shared.cli.output import UNAVAILABLE, fail, local_time, stdout
-from shared.clinic_config import ClinicConfigError, load_clinic_config
-from shared.database import create_engine
+from shared.cli.output import local_time, stdout
+from shared.cli.reading import clinic_time_zone, read_database
 from shared.ledger.model import Delivery
 from shared.observability import redact_text
 
 T = TypeVar("T")
+
+
+LEDGER = "the delivery ledger"
 
 
 def register(app: typer.Typer) -> None:
@@ -36,8 +32,8 @@ def show_scheduled(
     clinic_config: ClinicConfigFile = DEFAULT_CONFIG,
 ) -> None:
     """What is scheduled: due time (clinic time), appointment, step, channel, template, status, attempts."""
-    time_zone = _clinic_time_zone(clinic_config)
-    rows = _query(database_url, lambda engine: scheduled(engine, limit, appointment))
+    time_zone = clinic_time_zone(clinic_config)
+    rows = read_database(database_url, lambda engine: scheduled(engine, limit, appointment), LEDGER)
     stdout().print(_scheduled_table(rows, time_zone))
 
 
@@ -47,37 +43,9 @@ def show_status(
     clinic_config: ClinicConfigFile = DEFAULT_CONFIG,
 ) -> None:
     """Messages by status, the oldest pending due time and the failed messages with their errors."""
-    time_zone = _clinic_time_zone(clinic_config)
-    status = _query(database_url, lambda engine: ledger_status(engine, failed_limit))
+    time_zone = clinic_time_zone(clinic_config)
+    status = read_database(database_url, lambda engine: ledger_status(engine, failed_limit), LEDGER)
     _print_status(status, time_zone)
-
-
-def _clinic_time_zone(path: Path) -> str:
-    try:
-        return load_clinic_config(path).clinic.time_zone
-    except ClinicConfigError as error:
-        fail(str(error))
-
-
-def _query(database_url: str, read: Callable[[AsyncEngine], Awaitable[T]]) -> T:
-    async def run() -> T:
-        engine = create_engine(database_url)
-        try:
-            return await read(engine)
-        finally:
-            await engine.dispose()
-
-    location = make_url(database_url)
-    if location.drivername.startswith("sqlite") and location.database and not Path(location.database).exists():
-        fail(f"no SQLite database at {location.database}", UNAVAILABLE)
-    try:
-        return asyncio.run(run())
-    except (OperationalError, ProgrammingError, DBAPIError, OSError) as error:
-        fail(f"cannot read the delivery ledger: {_first_line(error)}", UNAVAILABLE)
-
-
-def _first_line(error: BaseException) -> str:
-    return (str(error).splitlines() or [type(error).__name__])[0]
 
 
 def _scheduled_table(rows: list[Delivery], time_zone: str) -> Table:

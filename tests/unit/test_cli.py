@@ -224,3 +224,38 @@ def test_a_missing_or_empty_database_is_reported_as_unavailable(tmp_path: Path) 
     (tmp_path / "empty.db").touch()
     code, output = run("scheduled", "--database-url", f"sqlite+aiosqlite:///{tmp_path}/empty.db")
     assert code == 3 and "cannot read the delivery ledger" in output
+
+
+@pytest.fixture
+def aftercare_url(tmp_path: Path) -> str:
+    from services.aftercare.tables import check_ins, replies
+
+    url = f"sqlite+aiosqlite:///{tmp_path}/aftercare.db"
+    now = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
+
+    async def populate() -> None:
+        engine = create_engine(url)
+        await create_tables(engine)
+        async with engine.begin() as connection:
+            for appointment, status, score in (("apt-calm", "answered", 2), ("apt-quiet", "no_reply", None),
+                                               ("apt-worried", "closed", 8)):
+                await connection.execute(check_ins.insert().values(
+                    id=f"ci-{appointment}", appointment_id=appointment, round=1, rounds=2, phone="+14165550123",
+                    email="alex@example.com", locale="en-CA", context={}, due_at=now, status=status, score=score,
+                    unreadable_replies=0, created_at=now, updated_at=now))
+            await connection.execute(replies.insert().values(
+                id="r1", message_sid="SM1", check_in_id="ci-apt-worried", via="sms", text="8 and chest pain",
+                intent="score", score=8, red_flags=["chest_pain"], action="escalate", reasons=[], received_at=now))
+        await engine.dispose()
+
+    asyncio.run(populate())
+    return url
+
+
+def test_check_ins_show_scores_silences_and_escalations_without_patient_details(aftercare_url: str) -> None:
+    code, output = run("check-ins", "--database-url", aftercare_url)
+    assert code == 0, output
+    assert "apt-worried" in output and "escalate" in output and "no_reply" in output
+    assert "+14165550123" not in output and "alex@example.com" not in output and "chest pain" not in output
+    code, output = run("check-ins", "--database-url", aftercare_url, "--status", "no_reply")
+    assert "apt-quiet" in output and "apt-calm" not in output
