@@ -47,7 +47,6 @@ STAFF_CHANNELS = {TriageAction.ESCALATE: ("email", "sms"), TriageAction.REFER_TO
 class AnswerOutcome:
     decision: TriageDecision | None  # None when nothing new was recorded
     recorded: bool  # False when this answer was already on record (a retried webhook, a second click)
-    response_template: str | None
     response_text: str | None
     locale: str
 
@@ -74,7 +73,7 @@ class CheckInAnswers:
         async with self.engine.begin() as connection:
             seen, response = await self.store.response_to(connection, message_sid)
             if seen:
-                return AnswerOutcome(None, False, None, response, "en-CA")
+                return AnswerOutcome(None, False, response, "en-CA")
             check_in = await self.store.latest_sent_to_phone(connection, phone, now)
             parsed = parse_reply(text)
             outcome = await self._apply(connection, check_in, parsed, via="sms", text=text, now=now,
@@ -94,7 +93,7 @@ class CheckInAnswers:
             if check_in is None:
                 return None
             if not check_in.is_open:
-                return AnswerOutcome(None, False, None, None, check_in.locale)
+                return AnswerOutcome(None, False, None, check_in.locale)
             parsed = ParsedReply(intent=ReplyIntent.SCORE, score=score, red_flags=(), language_hint=None)
             outcome = await self._apply(connection, check_in, parsed, via="web", text=None, now=now,
                                         message_sid=None, phone=check_in.phone)
@@ -111,7 +110,7 @@ class CheckInAnswers:
                 return None
             await self.store.add_note(connection, check_in_id, note[:2000], now)
             if not parsed.red_flags:
-                return AnswerOutcome(None, True, None, None, check_in.locale)
+                return AnswerOutcome(None, True, None, check_in.locale)
             outcome = await self._apply(connection, check_in, ParsedReply(ReplyIntent.FREE_TEXT, None, parsed.red_flags, None),
                                         via="web", text=note, now=now, message_sid=None, phone=check_in.phone)
         self.on_change()
@@ -161,7 +160,7 @@ class CheckInAnswers:
         ))
         log.info("check_in_answer", reply_id=reply_id, via=via, action=action.value, reasons=list(decision.reasons),
                  check_in_id=check_in.id if check_in else None)
-        return AnswerOutcome(decision, True, template, response, locale)
+        return AnswerOutcome(decision, True, response, locale)
 
     async def _previous_score(self, connection: AsyncConnection, check_in: CheckIn | None) -> int | None:
         if check_in is None:
