@@ -33,6 +33,7 @@ from shared.channels.email import SmtpEmailSender  # noqa: E402
 from shared.channels.sms import TwilioSmsSender  # noqa: E402
 from shared.clinic_config import load_clinic_config  # noqa: E402
 from shared.clock import SystemClock  # noqa: E402
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables  # noqa: E402
 from shared.delivery.compose import MessageComposer  # noqa: E402
 from shared.delivery.dispatcher import Dispatcher  # noqa: E402
@@ -110,7 +111,7 @@ def percentile(values: list[float], fraction: float) -> float:
 async def burst(database_url: str, count: int, concurrency: int, batch_size: int, sink: SmtpSink,
                 twilio_url: str) -> dict[str, object]:
     engine = create_engine(database_url)
-    await create_tables(engine)
+    await create_tables(engine, NOTIFIER_SCHEMA)
     ledger = DeliveryLedger(engine)
     email = SmtpEmailSender("127.0.0.1", sink.port, "Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>")
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=twilio_url)

@@ -3,13 +3,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import DateTime, MetaData, event
+from sqlalchemy import DateTime, MetaData, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.types import TypeDecorator
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-
-metadata = MetaData()
-
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns them aware (SQLite drops the zone)."""
@@ -59,7 +56,22 @@ def is_postgres(engine: AsyncEngine) -> bool:
     return engine.dialect.name == "postgresql"
 
 
-async def create_tables(engine: AsyncEngine) -> None:
+def schema(*parts: MetaData | Table) -> MetaData:
+    """One service's schema: its own tables plus copies of the shared ones it uses (ledger, outbox).
+
+    A database made from it holds only that service's tables; shared code queries the shared
+    `Table` objects, which name the same tables and columns.
+    """
+    combined = MetaData()
+    for part in parts:
+        tables = part.tables.values() if isinstance(part, MetaData) else [part]
+        for table in tables:
+            if table.name not in combined.tables:
+                table.to_metadata(combined)
+    return combined
+
+
+async def create_tables(engine: AsyncEngine, metadata: MetaData) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(metadata.create_all)
 

@@ -82,3 +82,7 @@ OUTBOX_PUBLISHED = Counter(
 OUTBOX_PUBLISH_FAILURES = Counter(
     "clinic_notify_outbox_publish_failures_total", "Failed rounds of publishing outbox events", ["service"]
 )
+WORKER_UP = Gauge(
+    "clinic_notify_worker_up", "1 while a service's worker runs, 0 once it has stopped or died",
+    ["service", "worker"],
+)

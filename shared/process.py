@@ -1,14 +1,90 @@
-"""What every service process does the same way: stop on a signal, serve metrics."""
+"""What every service process does the same way: stop on a signal, serve metrics, supervise workers.
+
+A service is a set of workers (a consumer, a dispatcher, an outbox relay, an HTTP server...), each a
+coroutine that runs until the service is told to stop. A worker handles its own transient failures
+(it retries); a worker that still ends before it was told to stop has died: the service turns its
+health red, stops the other workers and exits with an error, so a supervisor (systemd, Kubernetes)
+restarts it. Nothing keeps running half-dead while it looks healthy.
+"""
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import signal
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass, field
 
 import uvicorn
-
 from prometheus_client import start_http_server
+
+from shared.observability import WORKER_UP, get_logger
+
+log = get_logger(__name__)
+
+STOP_GRACE_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class Worker:
+    """A long-running part of a service: `run(stop)` returns only once `stop` is set."""
+
+    name: str
+    run: Callable[[asyncio.Event], Awaitable[None]]
+
+
+@dataclass
+class Health:
+    """What `/healthz` reports: red as soon as a worker has died."""
+
+    service: str
+    dead_workers: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.dead_workers
+
+    def worker_died(self, name: str) -> None:
+        self.dead_workers.append(name)
+        WORKER_UP.labels(self.service, name).set(0)
+
+
+class WorkerDied(RuntimeError):
+    """A worker ended before the service was told to stop."""
+
+
+async def supervise(workers: Iterable[Worker], stop: asyncio.Event, health: Health) -> None:
+    """Run the workers until `stop`; if one ends first, mark health red, stop the rest, raise WorkerDied."""
+    tasks = {asyncio.create_task(_run(worker, stop), name=worker.name): worker for worker in workers}
+    for worker in tasks.values():
+        WORKER_UP.labels(health.service, worker.name).set(1)
+    stopping = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
+    died = [tasks[task] for task in done if task in tasks]
+    for worker in died:
+        health.worker_died(worker.name)
+    stop.set()
+    stopping.cancel()
+    finished, unfinished = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
+    for task in unfinished:
+        log.warning("worker_cancelled_at_stop", worker=tasks[task].name)
+        task.cancel()
+    await asyncio.gather(*unfinished, return_exceptions=True)
+    for task in finished:
+        WORKER_UP.labels(health.service, tasks[task].name).set(0)
+    if died:
+        raise WorkerDied(", ".join(worker.name for worker in died))
+
+
+async def _run(worker: Worker, stop: asyncio.Event) -> None:
+    try:
+        await worker.run(stop)
+    except asyncio.CancelledError:
+        raise
+    except BaseException as error:
+        log.exception("worker_died", worker=worker.name, error_type=type(error).__name__)
+        raise
+    if not stop.is_set():
+        log.error("worker_died", worker=worker.name, error_type="returned_before_stop")
 
 
 def stop_on_signals() -> asyncio.Event:
@@ -34,7 +110,21 @@ class EmbeddedHttpServer(uvicorn.Server):
 
 def embedded_http_server(app: object, host: str, port: int, run_lifespan: bool = False) -> EmbeddedHttpServer:
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]
+        app, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]  # an ASGI app
         lifespan="on" if run_lifespan else "off",
     )
     return EmbeddedHttpServer(config)
+
+
+def http_worker(name: str, server: EmbeddedHttpServer) -> Worker:
+    """An HTTP server as a worker: serves until `stop`, then finishes the requests in flight."""
+
+    async def run(stop: asyncio.Event) -> None:
+        serving = asyncio.create_task(server.serve())
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        server.should_exit = True
+        await serving
+
+    return Worker(name, run)

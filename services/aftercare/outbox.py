@@ -1,6 +1,7 @@
 """The aftercare service's outbox: records, alerts and consent changes, published after commit."""
 from __future__ import annotations
 
-from shared.outbox.store import Outbox, outbox_table
+from services.aftercare.tables import outbox
+from shared.outbox.store import Outbox
 
-AFTERCARE_OUTBOX = Outbox(outbox_table("aftercare_outbox"))
+AFTERCARE_OUTBOX = Outbox(outbox)

@@ -14,6 +14,7 @@ from services.aftercare.handlers import CompletedVisitHandler
 from services.aftercare.no_reply import NoReplyWatch
 from services.aftercare.outbox import AFTERCARE_OUTBOX
 from services.aftercare.settings import AftercareSettings
+from services.aftercare.tables import SCHEMA
 from services.aftercare.web import WebhookSecurity, create_web_app
 from shared.clinic_config import load_clinic_config
 from shared.clock import SystemClock
@@ -37,7 +38,7 @@ async def run_aftercare(settings: AftercareSettings) -> None:
     clinic = load_clinic_config(common.clinic_config_file)
     clock = SystemClock()
     engine = create_engine(settings.database_url)
-    await create_tables(engine)
+    await create_tables(engine, SCHEMA)
     await wait_for_broker_and_ensure_topics(common.kafka.bootstrap_servers)
 
     email, sms = build_channels(delivery)

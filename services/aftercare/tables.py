@@ -1,9 +1,13 @@
 """Tables of the aftercare service: check-ins, replies, and the consent audit trail."""
 from __future__ import annotations
 
-from sqlalchemy import JSON, Boolean, Column, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, Column, Index, Integer, MetaData, String, Table, Text, UniqueConstraint
 
-from shared.database import UtcDateTime, metadata
+from shared.database import UtcDateTime, schema
+from shared.ledger import tables as ledger_tables
+from shared.outbox.store import outbox_table
+
+metadata = MetaData()
 
 check_ins = Table(
     "aftercare_check_ins",
@@ -58,3 +62,9 @@ consent_audit = Table(
     Column("source", String(30), nullable=False),
     Column("occurred_at", UtcDateTime(), nullable=False),
 )
+
+outbox = outbox_table("aftercare_outbox", metadata)
+
+# Everything the aftercare database holds: its own tables, the delivery ledger and suppressions.
+SCHEMA = schema(metadata, ledger_tables.deliveries, ledger_tables.sms_suppressions,
+                ledger_tables.email_suppressions)

@@ -7,6 +7,7 @@ from services.booking_events.api import create_app
 from services.booking_events.metrics import BookingMetrics
 from services.booking_events.outbox import BOOKING_OUTBOX
 from services.booking_events.settings import BookingSettings
+from services.booking_events.tables import SCHEMA
 from shared.database import create_engine, create_tables
 from shared.observability import configure_logging, get_logger
 from shared.outbox.kafka_publisher import KafkaEventPublisher
@@ -24,7 +25,7 @@ async def run_booking_events(settings: BookingSettings) -> None:
     stop = stop_on_signals()
     engine = create_engine(settings.database_url)
     try:
-        await create_tables(engine)
+        await create_tables(engine, SCHEMA)
         waiting = asyncio.create_task(
             wait_for_broker_and_ensure_topics(settings.kafka.bootstrap_servers, settings.kafka_startup_wait_s)
         )

@@ -1,10 +1,12 @@
-"""Tables of the booking events service (on the shared metadata, so prefixed `booking_`)."""
+"""Tables of the booking events service: its own schema, nothing of the other services."""
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, String, Table, Text
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text
 
-from shared.database import UtcDateTime, metadata
+from shared.database import UtcDateTime
 from shared.outbox.store import outbox_table
+
+metadata = MetaData()
 
 appointments = Table(
     "booking_appointments",
@@ -20,7 +22,7 @@ appointments = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-outbox = outbox_table("booking_outbox")
+outbox = outbox_table("booking_outbox", metadata)
 
 idempotency_keys = Table(
     "booking_idempotency_keys",
@@ -33,3 +35,5 @@ idempotency_keys = Table(
     Column("response_body", Text, nullable=False),
     Column("created_at", UtcDateTime(), nullable=False, index=True),
 )
+
+SCHEMA = metadata

@@ -9,6 +9,7 @@ from faststream.kafka.annotations import KafkaMessage
 
 from services.notifier.handlers import AppointmentEventHandler
 from services.notifier.settings import NotifierSettings
+from services.notifier.tables import SCHEMA
 from shared.clinic_config import load_clinic_config
 from shared.clock import SystemClock
 from shared.consumer import EventConsumer
@@ -31,7 +32,7 @@ async def run_notifier(settings: NotifierSettings) -> None:
     clinic = load_clinic_config(common.clinic_config_file)
     clock = SystemClock()
     engine = create_engine(settings.database_url)
-    await create_tables(engine)
+    await create_tables(engine, SCHEMA)
     await wait_for_broker_and_ensure_topics(common.kafka.bootstrap_servers)
 
     email, sms = build_channels(settings.delivery)

@@ -6,13 +6,17 @@ from sqlalchemy import (
     Column,
     Index,
     Integer,
+    MetaData,
     String,
     Table,
     Text,
     UniqueConstraint,
 )
 
-from shared.database import UtcDateTime, metadata
+from shared.database import UtcDateTime
+
+# The ledger's own schema; a service copies it into its own with `shared.database.schema`.
+metadata = MetaData()
 
 deliveries = Table(
     "deliveries",

@@ -7,13 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, Index, Integer, String, Table, Text, func, select, update
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.database import UtcDateTime, metadata
+from shared.database import UtcDateTime
 
 
-def outbox_table(name: str) -> Table:
+def outbox_table(name: str, metadata: MetaData) -> Table:
+    """The outbox table `name`, in the owning service's schema."""
     # Rows are published in id order; one key's rows are written in order by its single writer.
     return Table(
         name,

@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryIntent, DeliveryStatus
@@ -30,7 +31,7 @@ def intent(step: str = "confirmation", channel: str = "email", version: int = 1,
 @pytest.fixture
 async def ledger(database_url: str):
     engine = create_engine(database_url)
-    await create_tables(engine)
+    await create_tables(engine, NOTIFIER_SCHEMA)
     yield DeliveryLedger(engine)
     await engine.dispose()
 

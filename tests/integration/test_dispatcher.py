@@ -12,6 +12,7 @@ from shared.channels.email import SmtpEmailSender
 from shared.channels.sms import TwilioSmsSender
 from shared.clinic_config import load_clinic_config
 from shared.clock import FixedClock
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.delivery.compose import MessageComposer
 from shared.delivery.context import appointment_context
@@ -45,7 +46,7 @@ def twilio():
 @pytest.fixture
 async def setup(tmp_path: Path, sink: SmtpSink, twilio):  # type: ignore[no-untyped-def]
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/dispatch.db")
-    await create_tables(engine)
+    await create_tables(engine, NOTIFIER_SCHEMA)
     email = SmtpEmailSender("127.0.0.1", sink.port, "Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>")
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=twilio.url)
     clock = FixedClock(NOW)

@@ -20,6 +20,7 @@ from services.booking_events.handlers import handle_command
 from shared.outbox.kafka_publisher import KafkaEventPublisher
 from services.booking_events.outbox import BOOKING_OUTBOX
 from shared.outbox.relay import OutboxRelay
+from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.events import PatientContact, parse_appointment_event
 from shared.events.appointment import AppointmentDetails
@@ -35,7 +36,7 @@ APPOINTMENTS_IN_TEST = 12
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}")
-    await create_tables(engine)
+    await create_tables(engine, BOOKING_SCHEMA)
     yield engine
     await engine.dispose()
 

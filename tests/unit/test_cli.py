@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from shared.cli import app
 from shared.cli.sms_segments import sms_size
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.events.appointment import APPOINTMENT_EVENT_TYPES
 from shared.ledger.ledger import DeliveryLedger
@@ -162,7 +163,7 @@ def test_the_schema_is_json_naming_every_event_type(tmp_path: Path) -> None:
 
 async def _fill_ledger(database_url: str) -> None:
     engine = create_engine(database_url)
-    await create_tables(engine)
+    await create_tables(engine, NOTIFIER_SCHEMA)
     ledger = DeliveryLedger(engine)
     intents = [
         DeliveryIntent("apt-1001", "confirmation", "email", 1, "confirmation", "sam.privacy@example.com",
@@ -228,14 +229,14 @@ def test_a_missing_or_empty_database_is_reported_as_unavailable(tmp_path: Path) 
 
 @pytest.fixture
 def aftercare_url(tmp_path: Path) -> str:
-    from services.aftercare.tables import check_ins, replies
+    from services.aftercare.tables import SCHEMA, check_ins, replies
 
     url = f"sqlite+aiosqlite:///{tmp_path}/aftercare.db"
     now = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
 
     async def populate() -> None:
         engine = create_engine(url)
-        await create_tables(engine)
+        await create_tables(engine, SCHEMA)
         async with engine.begin() as connection:
             for appointment, status, score in (("apt-calm", "answered", 2), ("apt-quiet", "no_reply", None),
                                                ("apt-worried", "closed", 8)):

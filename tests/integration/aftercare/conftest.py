@@ -22,6 +22,7 @@ from services.aftercare.outbox import AFTERCARE_OUTBOX
 from services.aftercare.tables import check_ins, consent_audit, replies
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import FixedClock
+from services.aftercare.tables import SCHEMA as AFTERCARE_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.delivery.compose import MessageComposer
 from shared.events.appointment import AppointmentCompleted
@@ -124,7 +125,7 @@ def build_aftercare(engine: AsyncEngine, clock: FixedClock) -> Aftercare:
 @pytest.fixture
 async def aftercare(database_url: str) -> AsyncIterator[Aftercare]:
     engine = create_engine(database_url)
-    await create_tables(engine)
+    await create_tables(engine, AFTERCARE_SCHEMA)
     try:
         yield build_aftercare(engine, FixedClock(VISIT_ENDS))
     finally:

@@ -13,6 +13,7 @@ import pytest
 from twilio.request_validator import RequestValidator
 
 from services.aftercare.web import WebhookSecurity, create_web_app
+from services.aftercare.tables import SCHEMA as AFTERCARE_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.clock import FixedClock
 from shared.links import PatientLinks
@@ -26,7 +27,7 @@ INBOUND_URL = "http://testserver/twilio/inbound"
 @pytest.fixture
 async def aftercare(tmp_path: Path) -> AsyncIterator[Aftercare]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/aftercare.db")
-    await create_tables(engine)
+    await create_tables(engine, AFTERCARE_SCHEMA)
     try:
         yield build_aftercare(engine, FixedClock(VISIT_ENDS))
     finally:

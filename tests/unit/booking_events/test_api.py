@@ -19,6 +19,7 @@ from services.booking_events.outbox import BOOKING_OUTBOX
 from shared.outbox.relay import OutboxRelay
 from services.booking_events.settings import BookingSettings
 from services.booking_events.tables import outbox
+from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.events import AppointmentBooked, AppointmentRescheduled, parse_appointment_event
 
@@ -56,7 +57,7 @@ def booking(**changes: Any) -> dict[str, Any]:
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}")
-    await create_tables(engine)
+    await create_tables(engine, BOOKING_SCHEMA)
     yield engine
     await engine.dispose()
 
