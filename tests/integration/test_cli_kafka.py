@@ -7,7 +7,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from typer.testing import CliRunner
 
-from shared.cli import app
+from cli import app
 from shared.topics import APPOINTMENTS, APPOINTMENTS_DEAD_LETTER
 from tests.support.kafka_server import KafkaServer, free_port
 

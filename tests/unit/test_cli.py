@@ -10,8 +10,8 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from shared.cli import app
-from shared.cli.sms_segments import sms_size
+from cli import app
+from cli.sms_segments import sms_size
 from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.events.appointment import APPOINTMENT_EVENT_TYPES

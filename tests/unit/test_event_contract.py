@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from shared.cli.contract import event_contract
+from cli.contract import event_contract
 from shared.events.appointment import parse_appointment_event
 from tests.support.events import booked, in_hours
 

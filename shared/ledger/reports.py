@@ -1,4 +1,4 @@
-"""Read-only views of the delivery ledger for operators: nothing here names a patient."""
+"""Read-side reports on the delivery ledger for operators: nothing here names a patient."""
 from __future__ import annotations
 
 from dataclasses import dataclass

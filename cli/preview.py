@@ -12,10 +12,10 @@ from pydantic import ValidationError
 from rich.table import Table
 
 from shared.channels.messages import EmailMessage
-from shared.cli.options import DEFAULT_CONFIG, ClinicConfigFile
-from shared.cli.output import fail, stdout
-from shared.cli.sample_delivery import delivery_for_event, sample_delivery
-from shared.cli.sms_segments import sms_size
+from cli.options import DEFAULT_CONFIG, ClinicConfigFile
+from cli.output import fail, stdout
+from cli.sample_delivery import delivery_for_event, sample_delivery
+from cli.sms_segments import sms_size
 from shared.clinic_config import ClinicConfig, ClinicConfigError, load_clinic_config
 from shared.consumer import describe_validation_error
 from shared.delivery.compose import MessageComposer

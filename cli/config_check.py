@@ -6,8 +6,8 @@ from typing import Annotated
 
 import typer
 
-from shared.cli.options import DEFAULT_CONFIG
-from shared.cli.output import fail, stdout
+from cli.options import DEFAULT_CONFIG
+from cli.output import fail, stdout
 from shared.clinic_config import ClinicConfig, ClinicConfigError, load_clinic_config
 from shared.delivery.wiring import checked_catalogue
 from shared.scheduling.steps import Schedule

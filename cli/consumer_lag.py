@@ -9,14 +9,14 @@ import typer
 from aiokafka.errors import KafkaError
 from rich.table import Table
 
-from shared.cli.kafka_reading import (
+from cli.kafka_reading import (
     admin_client,
     committed_offsets,
     standalone_consumer,
     topic_partitions,
 )
-from shared.cli.options import BootstrapServers
-from shared.cli.output import INVALID, UNAVAILABLE, fail, stdout
+from cli.options import BootstrapServers
+from cli.output import INVALID, UNAVAILABLE, fail, stdout
 from shared.topics import APPOINTMENTS
 
 DEFAULT_GROUPS = ["notifier", "aftercare"]

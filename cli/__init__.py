@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from shared.cli import (
+from cli import (
     check_ins,
     config_check,
     consumer_lag,

@@ -7,10 +7,10 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from shared.cli.ledger_reports import LedgerStatus, ledger_status, scheduled
-from shared.cli.options import DEFAULT_CONFIG, ClinicConfigFile, DatabaseUrl
-from shared.cli.output import local_time, stdout
-from shared.cli.reading import clinic_time_zone, read_database
+from shared.ledger.reports import LedgerStatus, ledger_status, scheduled
+from cli.options import DEFAULT_CONFIG, ClinicConfigFile, DatabaseUrl
+from cli.output import local_time, stdout
+from cli.reading import clinic_time_zone, read_database
 from shared.ledger.model import Delivery
 from shared.observability import redact_text
 

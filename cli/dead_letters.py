@@ -11,9 +11,9 @@ from aiokafka.errors import KafkaError
 from rich.table import Table
 from rich.text import Text
 
-from shared.cli.kafka_reading import newest_records
-from shared.cli.options import BootstrapServers
-from shared.cli.output import INVALID, UNAVAILABLE, fail, stdout
+from cli.kafka_reading import newest_records
+from cli.options import BootstrapServers
+from cli.output import INVALID, UNAVAILABLE, fail, stdout
 from shared.topics import APPOINTMENTS_DEAD_LETTER
 
 

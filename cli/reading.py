@@ -10,7 +10,7 @@ from sqlalchemy import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError, ProgrammingError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from shared.cli.output import UNAVAILABLE, fail
+from cli.output import UNAVAILABLE, fail
 from shared.clinic_config import ClinicConfigError, load_clinic_config
 from shared.database import create_engine
 

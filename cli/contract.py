@@ -7,7 +7,7 @@ from typing import Annotated, Any
 
 import typer
 
-from shared.cli.output import stderr
+from cli.output import stderr
 from shared.events.appointment import appointment_event_json_schema
 
 SCHEMA_ID = "https://json-schema.org/draft/2020-12/schema"
