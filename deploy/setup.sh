@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Prepare this checkout to run or test clinic-notify on a fresh Debian machine (python3 >= 3.11,
 # Java 17, Maven). Safe to run again: each step is skipped when already done.
-#   deploy/setup.sh                  venv + package, Kafka jars
+#   deploy/setup.sh                  venv + package (with test and lint tools), Kafka jars
 #   deploy/setup.sh --with-postgres  also Debian's PostgreSQL binaries (the tests need them)
 set -euo pipefail
 
@@ -59,9 +59,9 @@ install_package() {
     if [[ -f "$STAMP" && "$(cat "$STAMP")" == "$wanted" ]]; then
         return 0
     fi
-    log "installing clinic-notify and its test dependencies into $VENV"
+    log "installing clinic-notify with its test and lint dependencies into $VENV"
     export PIP_DISABLE_PIP_VERSION_CHECK=1
-    "$VENV/bin/python" -m pip install -q -e "$REPO[test]" >&2
+    "$VENV/bin/python" -m pip install -q -e "$REPO[test,lint]" >&2
     echo "$wanted" >"$STAMP"
 }
 
