@@ -5,28 +5,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking_events.appointments import (
-    ConcurrentChange,
-    find_appointment,
-    lock_appointment,
-    save_appointment,
-)
-from services.booking_events.domain import AppointmentCommand, AppointmentRefusal, decide
-from services.booking_events.idempotency import (
-    IdempotencyKey,
-    StoredResponse,
-    find_response,
-    remember_response,
-)
-from services.booking_events.outbox import add_event
+from services.booking_events.domain.commands import AppointmentCommand
+from services.booking_events.domain.decisions import decide
+from services.booking_events.domain.idempotency import IdempotencyKey, StoredResponse, replay
+from services.booking_events.domain.refusals import AppointmentRefusal
+from services.booking_events.store import BookingStore, ConcurrentChange
 
 ATTEMPTS_ON_CONCURRENT_CHANGE = 3
-
-
-class IdempotencyKeyReused(Exception):
-    """The idempotency key was first used with a different request."""
 
 
 class _KeyTakenMeanwhile(Exception):
@@ -41,16 +28,16 @@ class Outcome:
 
 
 async def change_appointment(
-    connection: AsyncConnection, command: AppointmentCommand, now: datetime
+    store: BookingStore, connection: AsyncConnection, command: AppointmentCommand, now: datetime
 ) -> dict[str, Any]:
     """Decide, save the appointment and store its event in the outbox, in the caller's transaction."""
-    await lock_appointment(connection, command.appointment_id)
-    current = await find_appointment(connection, command.appointment_id)
+    await store.lock_appointment(connection, command.appointment_id)
+    current = await store.find_appointment(connection, command.appointment_id)
     decision = decide(current, command, now)
-    await save_appointment(
+    await store.save_appointment(
         connection, decision.appointment, current.sequence if current else None, now
     )
-    await add_event(connection, decision.event, now)
+    await store.add_event(connection, decision.event, now)
     return {
         "appointment_id": decision.appointment.appointment_id,
         "sequence": decision.appointment.sequence,
@@ -60,7 +47,7 @@ async def change_appointment(
 
 
 async def handle_command(
-    engine: AsyncEngine,
+    store: BookingStore,
     command: AppointmentCommand,
     now: datetime,
     success_status: int,
@@ -71,13 +58,13 @@ async def handle_command(
     Raises AppointmentRefusal, IdempotencyKeyReused, or ConcurrentChange when the appointment
     kept changing under us.
     """
-    if key is not None and (stored := await find_response(engine, key)) is not None:
-        return _replay(stored, key)
+    if key is not None and (stored := await store.find_response(key)) is not None:
+        return _replayed(stored, key)
     for _ in range(ATTEMPTS_ON_CONCURRENT_CHANGE):
         try:
-            async with engine.begin() as connection:
-                body = await change_appointment(connection, command, now)
-                if key is not None and not await remember_response(
+            async with store.transaction() as connection:
+                body = await change_appointment(store, connection, command, now)
+                if key is not None and not await store.remember_response(
                     connection, key, success_status, body, now
                 ):
                     raise _KeyTakenMeanwhile
@@ -86,13 +73,12 @@ async def handle_command(
             continue
         except (_KeyTakenMeanwhile, AppointmentRefusal):
             # A concurrent retry with our key may have made the change we are now refused.
-            if key is not None and (stored := await find_response(engine, key)) is not None:
-                return _replay(stored, key)
+            if key is not None and (stored := await store.find_response(key)) is not None:
+                return _replayed(stored, key)
             raise
     raise ConcurrentChange(command.appointment_id)
 
 
-def _replay(stored: StoredResponse, key: IdempotencyKey) -> Outcome:
-    if stored.fingerprint != key.fingerprint:
-        raise IdempotencyKeyReused(key.key)
-    return Outcome(stored.status_code, stored.body, replayed=True)
+def _replayed(stored: StoredResponse, key: IdempotencyKey) -> Outcome:
+    response = replay(stored, key)
+    return Outcome(response.status_code, response.body, replayed=True)

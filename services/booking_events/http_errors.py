@@ -5,18 +5,18 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import structlog
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
-from services.booking_events.appointments import ConcurrentChange
-from services.booking_events.domain import AppointmentRefusal, UnknownAppointment
-from services.booking_events.handlers import IdempotencyKeyReused
+from services.booking_events.domain.idempotency import IdempotencyKeyReused
+from services.booking_events.domain.refusals import AppointmentRefusal, UnknownAppointment
 from services.booking_events.metrics import BookingMetrics
+from services.booking_events.store import ConcurrentChange
+from shared.observability import get_logger
 
-log = structlog.get_logger("booking_events.http")
+log = get_logger(__name__)
 
 
 class Unauthorized(Exception):

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from services.booking_events.domain import AppointmentStatus
+from services.booking_events.domain.appointment import AppointmentStatus
 from shared.events import PatientContact
 from shared.events.appointment import AppointmentDetails
 

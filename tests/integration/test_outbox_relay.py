@@ -11,19 +11,22 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking_events.domain import (
+from services.booking_events import bootstrap
+from services.booking_events.domain.commands import (
     BookAppointment,
     CancelAppointment,
     RescheduleAppointment,
 )
 from services.booking_events.handlers import handle_command
-from shared.outbox.kafka_publisher import KafkaEventPublisher
-from services.booking_events.outbox import BOOKING_OUTBOX
-from shared.outbox.relay import OutboxRelay
+from services.booking_events.settings import BookingSettings
+from services.booking_events.store import BOOKING_OUTBOX, BookingStore
 from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.events import PatientContact, parse_appointment_event
 from shared.events.appointment import AppointmentDetails
+from shared.outbox.kafka_publisher import KafkaEventPublisher
+from shared.outbox.relay import OutboxRelay
+from shared.settings import CommonSettings, KafkaSettings
 from shared.topics import APPOINTMENTS
 from tests.support.kafka_server import KafkaServer, free_port
 
@@ -43,6 +46,7 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
 
 async def record_a_busy_morning(engine: AsyncEngine, run_id: str) -> list[str]:
     """Each appointment is booked, rescheduled twice, and every third one cancelled."""
+    store = BookingStore(engine)
     ids = [f"apt_{run_id}_{n}" for n in range(APPOINTMENTS_IN_TEST)]
     patient = PatientContact(patient_id="pat_1", name="Maya Singh", phone="+14165550123")
     for n, appointment_id in enumerate(ids):
@@ -53,13 +57,13 @@ async def record_a_busy_morning(engine: AsyncEngine, run_id: str) -> list[str]:
             practitioner="Dr. Chen",
             location_id="yonge-eglinton",
         )
-        await handle_command(engine, BookAppointment(appointment_id, patient, details), NOW, 201)
+        await handle_command(store, BookAppointment(appointment_id, patient, details), NOW, 201)
     for move in (1, 2):
         for n, appointment_id in enumerate(ids):
             starts_at = NOW + timedelta(days=1 + move, hours=n)
-            await handle_command(engine, RescheduleAppointment(appointment_id, starts_at), NOW, 200)
+            await handle_command(store, RescheduleAppointment(appointment_id, starts_at), NOW, 200)
     for appointment_id in ids[::3]:
-        await handle_command(engine, CancelAppointment(appointment_id), NOW, 200)
+        await handle_command(store, CancelAppointment(appointment_id), NOW, 200)
     return ids
 
 
@@ -122,8 +126,17 @@ async def test_events_stored_while_kafka_is_away_are_published_in_order_once_it_
     await asyncio.gather(relay_task, return_exceptions=True)
     assert (await BOOKING_OUTBOX.backlog(engine)).unpublished == stored
 
-    relay = OutboxRelay(engine, BOOKING_OUTBOX, KafkaEventPublisher(kafka.bootstrap_servers), poll_interval_s=0.1)
-    await run_relay_until_empty(relay, engine, timeout_s=60)
+    kafka_settings = KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)
+    settings = BookingSettings(
+        database_url=str(engine.url),
+        outbox_poll_interval_s=0.1,
+        common=CommonSettings(kafka=kafka_settings),
+    )
+    parts = bootstrap.build(settings)  # the real Kafka publisher
+    try:
+        await run_relay_until_empty(parts.relay, engine, timeout_s=60)
+    finally:
+        await parts.engine.dispose()
 
     received = await consume(kafka.bootstrap_servers, stored, prefix=f"apt_{run_id}_")
     sequences: dict[str, list[int]] = defaultdict(list)

@@ -13,15 +13,15 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking_events.api import create_app
-from shared.outbox.kafka_publisher import RecordingPublisher
-from services.booking_events.outbox import BOOKING_OUTBOX
-from shared.outbox.relay import OutboxRelay
+from services.booking_events import bootstrap
+from services.booking_events.bootstrap import BookingParts
 from services.booking_events.settings import BookingSettings
-from services.booking_events.tables import outbox
 from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
-from shared.database import create_engine, create_tables
+from services.booking_events.tables import outbox
+from shared.clock import FixedClock
+from shared.database import create_tables
 from shared.events import AppointmentBooked, AppointmentRescheduled, parse_appointment_event
+from shared.outbox.kafka_publisher import RecordingPublisher
 
 API_KEY = "test-key-1"
 NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
@@ -55,18 +55,29 @@ def booking(**changes: Any) -> dict[str, Any]:
 
 
 @pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}")
-    await create_tables(engine, BOOKING_SCHEMA)
-    yield engine
-    await engine.dispose()
+def publisher() -> RecordingPublisher:
+    return RecordingPublisher()
 
 
 @pytest.fixture
-async def client(engine: AsyncEngine) -> AsyncIterator[httpx.AsyncClient]:
-    settings = BookingSettings(api_keys=[API_KEY, "other-key"], database_url="sqlite+aiosqlite://")
-    app = create_app(settings, engine, clock=lambda: NOW)
-    transport = httpx.ASGITransport(app=app)
+async def parts(tmp_path: Path, publisher: RecordingPublisher) -> AsyncIterator[BookingParts]:
+    settings = BookingSettings(
+        api_keys=[API_KEY, "other-key"], database_url=f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}"
+    )
+    parts = bootstrap.build(settings, clock=FixedClock(NOW), publisher=publisher)
+    await create_tables(parts.engine, BOOKING_SCHEMA)
+    yield parts
+    await parts.engine.dispose()
+
+
+@pytest.fixture
+def engine(parts: BookingParts) -> AsyncEngine:
+    return parts.engine
+
+
+@pytest.fixture
+async def client(parts: BookingParts) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=parts.app)
     async with httpx.AsyncClient(
         transport=transport, base_url="http://booking", headers={"X-API-Key": API_KEY}
     ) as client:
@@ -304,12 +315,12 @@ async def test_metrics_count_requests_and_show_the_outbox_backlog(client: httpx.
 
 
 async def test_the_relay_publishes_one_event_per_appointment_per_round_and_keeps_failures(
-    client: httpx.AsyncClient, engine: AsyncEngine
+    client: httpx.AsyncClient, parts: BookingParts, publisher: RecordingPublisher
 ) -> None:
     await client.post("/v1/appointments", json=booking(appointment_id="apt_r"))
     await client.post("/v1/appointments/apt_r/cancel")
-    publisher = RecordingPublisher(failing=ConnectionError("broker down"))
-    relay = OutboxRelay(engine, BOOKING_OUTBOX, publisher, clock=lambda: NOW)
+    publisher.failing = ConnectionError("broker down")
+    relay = parts.relay
 
     with pytest.raises(ConnectionError):
         await relay.publish_pending()

@@ -1,19 +1,24 @@
-"""What may happen to an appointment, and which event each change publishes. Pure: no I/O.
-
-    booked ─┬─ reschedule ─> rescheduled ─┬─ reschedule ─> rescheduled (again)
-            │                             │
-            └──────────────┬──────────────┘
-                           ├─ complete ─> completed   (terminal)
-                           ├─ cancel   ─> cancelled   (terminal)
-                           └─ no-show  ─> no_show     (terminal)
-"""
+"""The decision: the appointment after a command, and the event that tells the clinic's services."""
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
 from datetime import datetime
-from enum import StrEnum
-from typing import Literal
 
+from services.booking_events.domain.appointment import OPEN_STATUSES, Appointment, AppointmentStatus
+from services.booking_events.domain.commands import (
+    AppointmentCommand,
+    BookAppointment,
+    CancelAppointment,
+    CompleteAppointment,
+    RecordNoShow,
+    RescheduleAppointment,
+)
+from services.booking_events.domain.refusals import (
+    AppointmentAlreadyBooked,
+    NothingToChange,
+    TransitionNotAllowed,
+    UnknownAppointment,
+)
 from shared.events import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -21,110 +26,14 @@ from shared.events import (
     AppointmentEvent,
     AppointmentNoShow,
     AppointmentRescheduled,
-    PatientContact,
 )
 from shared.events.appointment import AppointmentDetails
-
-
-class AppointmentStatus(StrEnum):
-    BOOKED = "booked"
-    RESCHEDULED = "rescheduled"
-    COMPLETED = "completed"
-    CANCELLED = "cancelled"
-    NO_SHOW = "no_show"
-
-
-OPEN_STATUSES = frozenset({AppointmentStatus.BOOKED, AppointmentStatus.RESCHEDULED})
-
-
-@dataclass(frozen=True)
-class Appointment:
-    appointment_id: str
-    status: AppointmentStatus
-    sequence: int
-    patient: PatientContact
-    details: AppointmentDetails
-
-
-# --- commands: what a booking system asks for -------------------------------------------
-
-
-@dataclass(frozen=True)
-class BookAppointment:
-    appointment_id: str
-    patient: PatientContact
-    details: AppointmentDetails
-
-
-@dataclass(frozen=True)
-class RescheduleAppointment:
-    appointment_id: str
-    starts_at: datetime
-    duration_minutes: int | None = None
-    practitioner: str | None = None
-    location_id: str | None = None
-
-
-@dataclass(frozen=True)
-class CancelAppointment:
-    appointment_id: str
-    cancelled_by: Literal["patient", "clinic"] = "clinic"
-
-
-@dataclass(frozen=True)
-class CompleteAppointment:
-    appointment_id: str
-    completed_at: datetime | None = None
-    needled_near_chest: bool = False
-
-
-@dataclass(frozen=True)
-class RecordNoShow:
-    appointment_id: str
-
-
-AppointmentCommand = (
-    BookAppointment | RescheduleAppointment | CancelAppointment | CompleteAppointment | RecordNoShow
-)
-
-
-# --- refusals ---------------------------------------------------------------------------
-
-
-class AppointmentRefusal(Exception):
-    """A command the appointment's current state does not allow."""
-
-    code = "refused"
-
-    def __init__(self, message: str) -> None:
-        super().__init__(message)
-        self.message = message
-
-
-class UnknownAppointment(AppointmentRefusal):
-    code = "appointment_not_found"
-
-
-class AppointmentAlreadyBooked(AppointmentRefusal):
-    code = "appointment_already_booked"
-
-
-class TransitionNotAllowed(AppointmentRefusal):
-    code = "transition_not_allowed"
-
-
-class NothingToChange(AppointmentRefusal):
-    code = "nothing_to_change"
-
-
-# --- the decision -----------------------------------------------------------------------
 
 
 @dataclass(frozen=True)
 class Decision:
     appointment: Appointment
     event: AppointmentEvent
-
 
 def decide(current: Appointment | None, command: AppointmentCommand, now: datetime) -> Decision:
     """The appointment after the command, and the event that tells the clinic's services."""

@@ -1,34 +1,32 @@
 """The HTTP API booking systems and integrators call to tell the clinic about appointments."""
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import hmac
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
 from typing import Annotated, Any
 
-import structlog
 from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request, Security
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking_events import appointments as appointment_store
-from services.booking_events.outbox import BOOKING_OUTBOX
-from services.booking_events.domain import (
+from services.booking_events.domain.commands import (
     AppointmentCommand,
     BookAppointment,
     CancelAppointment,
     CompleteAppointment,
     RecordNoShow,
     RescheduleAppointment,
-    UnknownAppointment,
 )
+from services.booking_events.domain.idempotency import (
+    IdempotencyKey,
+    client_digest,
+    request_fingerprint,
+)
+from services.booking_events.domain.refusals import UnknownAppointment
 from services.booking_events.handlers import handle_command
 from services.booking_events.http_errors import Unauthorized, install_error_handlers
 from services.booking_events.http_models import (
@@ -40,19 +38,14 @@ from services.booking_events.http_models import (
     ErrorBody,
     RescheduleRequest,
 )
-from services.booking_events.idempotency import (
-    IdempotencyKey,
-    client_digest,
-    forget_responses_before,
-    request_fingerprint,
-)
 from services.booking_events.metrics import BookingMetrics
-from shared.outbox.relay import OutboxRelay, utc_now
 from services.booking_events.settings import BookingSettings
+from services.booking_events.store import BookingStore
+from shared.clock import Clock
+from shared.observability import get_logger
+from shared.process import Health
 
-log = structlog.get_logger("booking_events.api")
-
-KEY_PURGE_INTERVAL_S = 3600
+log = get_logger(__name__)
 
 
 @dataclass
@@ -60,23 +53,23 @@ class BookingApi:
     """What the routes need, kept on app.state."""
 
     settings: BookingSettings
-    engine: AsyncEngine
-    clock: Callable[[], datetime]
+    store: BookingStore
+    clock: Clock
     metrics: BookingMetrics
-    relay: OutboxRelay | None
+    health: Health
+    on_recorded: Callable[[], None]  # an event is committed: the relay may publish it now
 
     async def apply(
         self, command: AppointmentCommand, kind: str, status: int, key: IdempotencyKey | None
     ) -> JSONResponse:
-        outcome = await handle_command(self.engine, command, self.clock(), status, key)
+        outcome = await handle_command(self.store, command, self.clock.now(), status, key)
         if outcome.replayed:
             self.metrics.replayed.labels(kind=kind).inc()
             return JSONResponse(
                 outcome.body, outcome.status_code, headers={"Idempotent-Replayed": "true"}
             )
         self.metrics.accepted.labels(kind=kind).inc()
-        if self.relay is not None:
-            self.relay.wake()
+        self.on_recorded()
         log.info("appointment_changed", kind=kind, **outcome.body)
         return JSONResponse(outcome.body, outcome.status_code)
 
@@ -166,9 +159,7 @@ async def no_show(appointment_id: str, api: Api, key: Key) -> JSONResponse:
 
 @router.get("/appointments/{appointment_id}", name="view", response_model=AppointmentView)
 async def view(appointment_id: str, api: Api) -> AppointmentView:
-    async with api.engine.connect() as connection:
-        appointment = await appointment_store.find_appointment(connection, appointment_id)
-        updated_at = await appointment_store.find_updated_at(connection, appointment_id)
+    appointment, updated_at = await api.store.read_appointment(appointment_id)
     if appointment is None:
         raise UnknownAppointment(f"no appointment {appointment_id}")
     return AppointmentView(
@@ -186,8 +177,12 @@ operations = APIRouter()
 
 @operations.get("/healthz", name="healthz")
 async def healthz(api: Api) -> JSONResponse:
+    if not api.health.ok:
+        return JSONResponse(
+            {"status": "unavailable", "dead_workers": list(api.health.dead_workers)}, 503
+        )
     try:
-        async with api.engine.connect() as connection:
+        async with api.store.engine.connect() as connection:
             await connection.execute(text("SELECT 1"))
     except Exception as error:
         log.warning("health_database_unreachable", error=type(error).__name__)
@@ -197,53 +192,18 @@ async def healthz(api: Api) -> JSONResponse:
 
 @operations.get("/metrics", name="metrics")
 async def metrics(api: Api) -> Response:
-    backlog = await BOOKING_OUTBOX.backlog(api.engine)
+    backlog = await api.store.outbox_backlog()
     api.metrics.outbox_unpublished.set(backlog.unpublished)
     oldest = backlog.oldest_created_at
-    api.metrics.outbox_oldest_age.set((api.clock() - oldest).total_seconds() if oldest else 0)
+    api.metrics.outbox_oldest_age.set((api.clock.now() - oldest).total_seconds() if oldest else 0)
     return Response(api.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
 
 
-def create_app(
-    settings: BookingSettings,
-    engine: AsyncEngine,
-    clock: Callable[[], datetime] = utc_now,
-    *,
-    metrics: BookingMetrics | None = None,
-    relay: OutboxRelay | None = None,
-) -> FastAPI:
-    """The API; when given a relay, its lifespan runs the relay and the API wakes it on each event."""
-    api = BookingApi(settings, engine, clock, metrics or BookingMetrics(), relay)
-
-    @contextlib.asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        if not settings.api_keys:
-            log.warning("no_api_keys_configured", hint="set BOOKING_API_KEYS; every request gets 401")
-        tasks = [asyncio.create_task(_forget_old_idempotency_keys(api), name="idempotency-purge")]
-        if relay is not None:
-            tasks.append(asyncio.create_task(relay.run(), name="outbox-relay"))
-        try:
-            yield
-        finally:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-
-    app = FastAPI(title="clinic-notify booking events", version="1", lifespan=lifespan)
+def create_app(api: BookingApi) -> FastAPI:
+    """The API over its parts; it starts nothing (the relay and the purge are workers of their own)."""
+    app = FastAPI(title="clinic-notify booking events", version="1")
     app.state.booking = api
     install_error_handlers(app, api.metrics)
     app.include_router(router)
     app.include_router(operations)
     return app
-
-
-async def _forget_old_idempotency_keys(api: BookingApi) -> None:
-    retention = timedelta(hours=api.settings.idempotency_retention_hours)
-    while True:
-        try:
-            forgotten = await forget_responses_before(api.engine, api.clock() - retention)
-            if forgotten:
-                log.info("idempotency_keys_forgotten", count=forgotten)
-        except Exception as error:  # retried at the next interval; keys merely live longer
-            log.warning("idempotency_purge_failed", error=type(error).__name__)
-        await asyncio.sleep(KEY_PURGE_INTERVAL_S)

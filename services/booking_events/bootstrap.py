@@ -1,0 +1,109 @@
+"""Builds the booking service from its dependencies, and runs it.
+
+`build` assembles every part (engine, store, HTTP app, outbox relay) and starts nothing; the entry
+point and the tests both call it, the tests passing their own clock and publisher. `run` prepares the
+database and the broker, then supervises the workers until told to stop.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+
+from fastapi import FastAPI
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.booking_events.http import BookingApi, create_app
+from services.booking_events.metrics import BookingMetrics
+from services.booking_events.settings import BookingSettings
+from services.booking_events.store import BookingStore
+from services.booking_events.tables import SCHEMA
+from services.booking_events.workers import idempotency_purge_worker, outbox_relay_worker
+from shared.clock import Clock, SystemClock
+from shared.database import create_engine, create_tables
+from shared.observability import get_logger
+from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
+from shared.outbox.relay import OutboxRelay
+from shared.process import Health, Worker, embedded_http_server, http_worker, supervise
+from shared.topics import wait_for_broker_and_ensure_topics
+
+SERVICE = "booking_events"
+
+log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class BookingParts:
+    settings: BookingSettings
+    clock: Clock
+    engine: AsyncEngine
+    store: BookingStore
+    relay: OutboxRelay
+    health: Health
+    app: FastAPI
+
+
+def build(
+    settings: BookingSettings, *, clock: Clock | None = None, publisher: EventPublisher | None = None
+) -> BookingParts:
+    """Every part of the service, wired, nothing started; a Kafka publisher unless one is given."""
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    store = BookingStore(engine)
+    relay = OutboxRelay(
+        engine,
+        store.outbox,
+        publisher
+        or KafkaEventPublisher(settings.common.kafka.bootstrap_servers, client_id="booking-events-outbox"),
+        clock=clock.now,
+        service=SERVICE,
+        batch_size=settings.outbox_batch_size,
+        poll_interval_s=settings.outbox_poll_interval_s,
+        max_backoff_s=settings.outbox_max_backoff_s,
+    )
+    health = Health(SERVICE)
+    api = BookingApi(settings, store, clock, BookingMetrics(), health, on_recorded=relay.wake)
+    return BookingParts(settings, clock, engine, store, relay, health, create_app(api))
+
+
+def workers(parts: BookingParts) -> list[Worker]:
+    settings = parts.settings
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    return [
+        http_worker("http", embedded_http_server(parts.app, settings.http_host, settings.http_port)),
+        outbox_relay_worker(parts.relay),
+        idempotency_purge_worker(parts.store, parts.clock, retention),
+    ]
+
+
+async def run(parts: BookingParts, stop: asyncio.Event) -> None:
+    """Create the tables, wait for Kafka, then serve until `stop`; raises WorkerDied if a worker died."""
+    settings = parts.settings
+    if not settings.api_keys:
+        log.warning("no_api_keys_configured", hint="set BOOKING_API_KEYS; every request will be refused")
+    try:
+        await create_tables(parts.engine, SCHEMA)
+        if not await _broker_ready(settings, stop):
+            return
+        log.info("booking_events_started", http_port=settings.http_port)
+        await supervise(workers(parts), stop, parts.health)
+    finally:
+        await parts.engine.dispose()
+        log.info("booking_events_stopped")
+
+
+async def _broker_ready(settings: BookingSettings, stop: asyncio.Event) -> bool:
+    """Wait for the broker and its topics; False when told to stop first. Raises if it never answers."""
+    waiting = asyncio.create_task(
+        wait_for_broker_and_ensure_topics(
+            settings.common.kafka.bootstrap_servers, settings.kafka_startup_wait_s
+        )
+    )
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        return False
+    waiting.result()
+    return True

@@ -1,0 +1,180 @@
+"""The booking service's queries: appointments, idempotency keys and the outbox.
+
+Methods that take a connection first join the caller's transaction, so a change, its event and its
+idempotent response are committed together; the others open their own connection.
+"""
+from __future__ import annotations
+
+import json
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.booking_events.domain.appointment import Appointment, AppointmentStatus
+from services.booking_events.domain.idempotency import IdempotencyKey, StoredResponse
+from services.booking_events.tables import appointments, idempotency_keys
+from services.booking_events.tables import outbox as outbox_table
+from shared.database import insert_ignoring_duplicates
+from shared.events import AppointmentEvent, PatientContact
+from shared.events.appointment import AppointmentDetails
+from shared.outbox.store import Outbox, OutboxBacklog
+from shared.topics import APPOINTMENTS
+
+BOOKING_OUTBOX = Outbox(outbox_table)
+
+
+class ConcurrentChange(Exception):
+    """The appointment changed between our read and our write; the caller retries."""
+
+
+class BookingStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.outbox = BOOKING_OUTBOX
+
+    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
+        return self.engine.begin()
+
+    # --- appointments ---------------------------------------------------------------------
+
+    async def lock_appointment(self, connection: AsyncConnection, appointment_id: str) -> None:
+        """Take the write lock on one appointment before reading it.
+
+        A no-op UPDATE locks the row on PostgreSQL and takes SQLite's write lock, so the read that
+        follows sees the latest state and no other change of this appointment can interleave.
+        """
+        await connection.execute(
+            update(appointments)
+            .where(appointments.c.appointment_id == appointment_id)
+            .values(sequence=appointments.c.sequence)
+        )
+
+    async def find_appointment(
+        self, connection: AsyncConnection, appointment_id: str
+    ) -> Appointment | None:
+        row = (
+            await connection.execute(
+                select(appointments).where(appointments.c.appointment_id == appointment_id)
+            )
+        ).one_or_none()
+        if row is None:
+            return None
+        return Appointment(
+            appointment_id=row.appointment_id,
+            status=AppointmentStatus(row.status),
+            sequence=row.sequence,
+            patient=PatientContact.model_validate_json(row.patient),
+            details=AppointmentDetails.model_validate_json(row.details),
+        )
+
+    async def find_updated_at(
+        self, connection: AsyncConnection, appointment_id: str
+    ) -> datetime | None:
+        return (
+            await connection.execute(
+                select(appointments.c.updated_at).where(
+                    appointments.c.appointment_id == appointment_id
+                )
+            )
+        ).scalar_one_or_none()
+
+    async def read_appointment(self, appointment_id: str) -> tuple[Appointment | None, datetime | None]:
+        """The appointment and when it last changed, read outside any change."""
+        async with self.engine.connect() as connection:
+            appointment = await self.find_appointment(connection, appointment_id)
+            updated_at = await self.find_updated_at(connection, appointment_id)
+        return appointment, updated_at
+
+    async def save_appointment(
+        self,
+        connection: AsyncConnection,
+        appointment: Appointment,
+        previous_sequence: int | None,
+        now: datetime,
+    ) -> None:
+        """Insert a new appointment, or update it only if nobody changed it since `previous_sequence`."""
+        values = {
+            "status": appointment.status.value,
+            "sequence": appointment.sequence,
+            "starts_at": appointment.details.starts_at,
+            "location_id": appointment.details.location_id,
+            "patient": appointment.patient.model_dump_json(),
+            "details": appointment.details.model_dump_json(),
+            "updated_at": now,
+        }
+        if previous_sequence is None:
+            try:
+                await connection.execute(
+                    appointments.insert().values(
+                        appointment_id=appointment.appointment_id, created_at=now, **values
+                    )
+                )
+            except IntegrityError:  # booked by a concurrent request with the same id
+                raise ConcurrentChange(appointment.appointment_id) from None
+            return
+        result = await connection.execute(
+            update(appointments)
+            .where(
+                appointments.c.appointment_id == appointment.appointment_id,
+                appointments.c.sequence == previous_sequence,
+            )
+            .values(**values)
+        )
+        if result.rowcount != 1:
+            raise ConcurrentChange(appointment.appointment_id)
+
+    # --- the outbox -----------------------------------------------------------------------
+
+    async def add_event(
+        self, connection: AsyncConnection, event: AppointmentEvent, now: datetime
+    ) -> int:
+        """Store the event in the caller's transaction, keyed by appointment; returns its outbox id."""
+        return await self.outbox.add(
+            connection, topic=APPOINTMENTS, key=event.appointment_id, event=event, now=now
+        )
+
+    async def outbox_backlog(self) -> OutboxBacklog:
+        return await self.outbox.backlog(self.engine)
+
+    # --- idempotency keys -----------------------------------------------------------------
+
+    async def find_response(self, key: IdempotencyKey) -> StoredResponse | None:
+        statement = select(idempotency_keys).where(
+            idempotency_keys.c.client == key.client, idempotency_keys.c.key == key.key
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).one_or_none()
+        if row is None:
+            return None
+        return StoredResponse(row.fingerprint, row.status_code, json.loads(row.response_body))
+
+    async def remember_response(
+        self,
+        connection: AsyncConnection,
+        key: IdempotencyKey,
+        status_code: int,
+        body: dict[str, Any],
+        now: datetime,
+    ) -> bool:
+        """Store the response in the caller's transaction; False when another request stored one first."""
+        statement = insert_ignoring_duplicates(connection.dialect.name, idempotency_keys).values(
+            client=key.client,
+            key=key.key,
+            fingerprint=key.fingerprint,
+            status_code=status_code,
+            response_body=json.dumps(body),
+            created_at=now,
+        )
+        result = await connection.execute(statement)
+        return result.rowcount == 1
+
+    async def forget_responses_before(self, cutoff: datetime) -> int:
+        async with self.engine.begin() as connection:
+            result = await connection.execute(
+                delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff)
+            )
+        return max(result.rowcount, 0)
