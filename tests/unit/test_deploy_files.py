@@ -18,7 +18,7 @@ REQUIRED_ENV = {
     "booking-events": [
         ("LINK_SECRET",),
         ("KAFKA_BOOTSTRAP_SERVERS",),
-        ("BOOKING_DATABASE_URL", "DATABASE_URL"),
+        ("BOOKING_DATABASE_URL",),
     ],
     "notifier": [("LINK_SECRET",), ("KAFKA_BOOTSTRAP_SERVERS",), ("NOTIFIER_DATABASE_URL",)],
     "aftercare": [("LINK_SECRET",), ("KAFKA_BOOTSTRAP_SERVERS",), ("AFTERCARE_DATABASE_URL",)],
