@@ -13,6 +13,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SERVICES = {"kafka", "postgres", "mailpit", "twilio-sandbox", "booking-events", "notifier", "aftercare"}
+OBSERVABILITY = {"prometheus", "grafana"}
 # What each of our services cannot start without; any one of the names satisfies a requirement.
 REQUIRED_ENV = {
     "booking-events": [
@@ -39,8 +40,8 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
     return {name: "" if value is None else str(value) for name, value in env.items()}
 
 
-def test_compose_runs_the_seven_parts_of_the_system(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == SERVICES
+def test_compose_runs_the_seven_parts_of_the_system_and_their_monitoring(compose: dict[str, Any]) -> None:
+    assert set(compose["services"]) == SERVICES | OBSERVABILITY
 
 
 def test_every_published_port_listens_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -81,6 +82,52 @@ def test_postgres_creates_one_database_per_service(compose: dict[str, Any]) -> N
     assert any("init-databases.sql:/docker-entrypoint-initdb.d/" in m for m in mounts)
     for database in ("booking", "notifier", "aftercare"):
         assert f"CREATE DATABASE {database};" in init_sql
+
+
+@pytest.mark.parametrize("service", sorted(OBSERVABILITY))
+def test_monitoring_reads_its_configuration_from_the_repository_read_only(
+    compose: dict[str, Any], service: str
+) -> None:
+    binds = [m for m in compose["services"][service]["volumes"] if str(m).startswith("./")]
+    assert binds
+    for mount in binds:
+        source, _target, mode = mount.split(":")
+        assert (REPO / source).exists(), source
+        assert mode == "ro", mount
+    assert "networks" not in compose["services"][service], "on the services' default network"
+
+
+def test_prometheus_scrapes_each_service_where_it_serves_metrics(compose: dict[str, Any]) -> None:
+    config = yaml.safe_load((REPO / "deploy" / "observability" / "prometheus.yml").read_text())
+    targets = {
+        target
+        for job in config["scrape_configs"]
+        for static in job["static_configs"]
+        for target in static["targets"]
+    }
+    listening = {
+        f"{name}:{value}"
+        for name in REQUIRED_ENV
+        for key, value in environment_of(compose["services"][name]).items()
+        if key.endswith(("_HTTP_PORT", "_METRICS_PORT"))
+    }
+    assert {target.split(":")[0] for target in targets} == set(REQUIRED_ENV)
+    assert targets <= listening
+
+
+def test_prometheus_and_grafana_find_their_files_where_compose_mounts_them(compose: dict[str, Any]) -> None:
+    def targets(service: str) -> set[str]:
+        return {str(m).split(":")[1] for m in compose["services"][service]["volumes"]}
+
+    config = yaml.safe_load((REPO / "deploy" / "observability" / "prometheus.yml").read_text())
+    assert set(config["rule_files"]) <= targets("prometheus")
+    assert "--config.file=/etc/prometheus/prometheus.yml" in compose["services"]["prometheus"]["command"]
+    provider = yaml.safe_load(
+        (REPO / "deploy" / "observability" / "grafana" / "provisioning" / "dashboards" / "clinic-notify.yml").read_text()
+    )
+    folder = provider["providers"][0]["options"]["path"]
+    assert any(t.startswith(folder + "/") and t.endswith(".json") for t in targets("grafana"))
+    assert "/etc/grafana/provisioning" in targets("grafana")
 
 
 def test_docker_compose_accepts_the_file() -> None:
