@@ -1,9 +1,15 @@
-"""What a completed visit sets in motion: aftercare advice now, soreness check-ins later. Pure."""
+"""What a completed visit sets in motion: aftercare advice now, soreness check-ins later. Pure.
+
+A check-in is `scheduled` until it is answered, closed because an earlier answer ended the
+check-ins of its visit, or closed as `no_reply` once the last round's reply window has passed.
+"""
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
 
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
@@ -15,6 +21,35 @@ from shared.scheduling.plan import PlannedMessage, SkippedStep, plan_schedule
 from shared.scheduling.steps import Schedule, ScheduleStep
 
 _CHECK_IN_NAMESPACE = uuid.UUID("5b1f0c1e-8d3a-4a52-9a7e-6f1c2d3b4a50")
+
+
+class CheckInStatus(StrEnum):
+    SCHEDULED = "scheduled"
+    ANSWERED = "answered"
+    CLOSED = "closed"  # an earlier answer ended the check-ins of the visit
+    NO_REPLY = "no_reply"
+
+
+@dataclass(frozen=True)
+class CheckIn:
+    """A check-in on record, as the rules read it."""
+
+    id: str
+    appointment_id: str
+    round: int
+    rounds: int
+    phone: str | None
+    email: str | None
+    locale: str
+    context: dict[str, Any]
+    due_at: datetime
+    status: CheckInStatus
+    score: int | None
+    unreadable_replies: int
+
+    @property
+    def is_open(self) -> bool:
+        return self.status is CheckInStatus.SCHEDULED
 
 
 @dataclass(frozen=True)
