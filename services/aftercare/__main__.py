@@ -2,9 +2,26 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from services.aftercare.service import run_aftercare
+from services.aftercare import bootstrap
 from services.aftercare.settings import AftercareSettings
+from shared.observability import configure_logging
+from shared.process import WorkerDied, stop_on_signals
+
+
+async def main(settings: AftercareSettings) -> None:
+    await bootstrap.run(bootstrap.build(settings), stop_on_signals())
+
 
 if __name__ == "__main__":
-    asyncio.run(run_aftercare(AftercareSettings()))
+    settings = AftercareSettings()
+    configure_logging(settings.common.log_level, settings.common.log_json)
+    try:
+        asyncio.run(main(settings))
+    except WorkerDied as died:  # logged as worker_died; exit so the supervisor restarts us
+        print(f"aftercare: worker died: {died}", file=sys.stderr)
+        sys.exit(1)
+    except RuntimeError as error:  # the broker never answered: say so and fail
+        print(f"aftercare: {error}", file=sys.stderr)
+        sys.exit(1)

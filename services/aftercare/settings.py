@@ -1,3 +1,4 @@
+"""Aftercare settings: its own under AFTERCARE_, and the `common` and `delivery` groups every service reads."""
 from __future__ import annotations
 
 from pydantic import Field
@@ -19,4 +20,4 @@ class AftercareSettings(BaseSettings):
     # Twilio signs that URL, so validation needs it.
     public_webhook_url: str | None = None
     common: CommonSettings = Field(default_factory=CommonSettings)
-    delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)

@@ -21,7 +21,7 @@ check_ins = Table(
     Column("locale", String(10), nullable=False),
     Column("context", JSON, nullable=False),
     Column("due_at", UtcDateTime(), nullable=False),
-    # scheduled → answered | closed (an earlier answer ended the check-ins) | no_reply
+    # a CheckInStatus: scheduled → answered | closed (an earlier answer ended the check-ins) | no_reply
     Column("status", String(20), nullable=False),
     Column("score", Integer),
     Column("note", Text),

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -10,27 +11,28 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from pydantic import SecretStr
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.aftercare.answers import CheckInAnswers
-from services.aftercare.check_in_store import CheckInStore
-from services.aftercare.consent import ConsentBook
-from services.aftercare.handlers import CompletedVisitHandler
-from services.aftercare.no_reply import NoReplyWatch
-from services.aftercare.outbox import AFTERCARE_OUTBOX
-from services.aftercare.tables import check_ins, consent_audit, replies
-from shared.clinic_config import ClinicConfig, load_clinic_config
-from shared.clock import FixedClock
+from services.aftercare import bootstrap
+from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
+from services.aftercare.settings import AftercareSettings
+from services.aftercare.store import CheckInStore
 from services.aftercare.tables import SCHEMA as AFTERCARE_SCHEMA
-from shared.database import create_engine, create_tables
+from services.aftercare.tables import check_ins, consent_audit, replies
+from shared.clinic_config import ClinicConfig
+from shared.clock import FixedClock
+from shared.database import create_tables
 from shared.delivery.compose import MessageComposer
 from shared.events.appointment import AppointmentCompleted
 from shared.ledger.ledger import DeliveryLedger
-from shared.ledger.suppressions import SuppressionList
 from shared.ledger.tables import deliveries, sms_suppressions
 from shared.links import PatientLinks
-from shared.templates.catalogue import TemplateCatalogue
+from shared.outbox.kafka_publisher import RecordingPublisher
+from shared.outbox.store import Outbox
+from shared.process import Health
+from shared.settings import CommonSettings, DeliverySettings, TwilioSettings
 from tests.support.events import booked, completed, patient
 
 TORONTO = ZoneInfo("America/Toronto")
@@ -41,23 +43,27 @@ ROUND_2 = VISIT_ENDS + timedelta(hours=48)
 PATIENT_PHONE = "+14165550123"
 ON_CALL_EMAIL = "on-call@harbourfront-clinic.example"
 ON_CALL_PHONE = "+14165550177"
+TWILIO_AUTH_TOKEN = "twilio-auth-token-for-tests"
 
 
 @dataclass
 class Aftercare:
-    """The clinic's aftercare desk as production wires it (see services/aftercare/service.py)."""
+    """The clinic's aftercare desk as production wires it (`bootstrap.build`), with a clock the test moves."""
 
-    engine: AsyncEngine
+    parts: bootstrap.AftercareParts
     clock: FixedClock
+    engine: AsyncEngine
     clinic: ClinicConfig
     ledger: DeliveryLedger
     store: CheckInStore
+    outbox: Outbox
     consent: ConsentBook
     composer: MessageComposer
     links: PatientLinks
     completed_visits: CompletedVisitHandler
     answers: CheckInAnswers
     silence: NoReplyWatch
+    health: Health
 
     async def visit_completed(self, appointment_id: str = "apt-dn-1", **who: Any) -> AppointmentCompleted:
         visit = booked(appointment_id, VISIT_ENDS - timedelta(minutes=30), occurred_at=VISIT_ENDS - timedelta(days=5),
@@ -93,7 +99,7 @@ class Aftercare:
         return await self.rows(select(replies).order_by(replies.c.received_at))
 
     async def published(self, event_type: str, topic: str | None = None) -> list[dict[str, Any]]:
-        table = AFTERCARE_OUTBOX.table
+        table = self.outbox.table
         rows = await self.rows(select(table).order_by(table.c.id))
         return [json.loads(row.value) | {"_topic": row.topic, "_key": row.key} for row in rows
                 if row.headers.get("event_type") == event_type and (topic is None or row.topic == topic)]
@@ -105,28 +111,36 @@ class Aftercare:
         return await self.rows(select(consent_audit).order_by(consent_audit.c.id))
 
 
-def build_aftercare(engine: AsyncEngine, clock: FixedClock) -> Aftercare:
-    clinic = load_clinic_config(CLINIC_FILE)
-    links = PatientLinks("http://testserver", "a-secret-only-the-tests-know")
-    ledger = DeliveryLedger(engine)
-    store = CheckInStore(engine.dialect.name)
-    consent = ConsentBook(SuppressionList(engine), AFTERCARE_OUTBOX)
-    composer = MessageComposer(TemplateCatalogue(), clinic, links)
-    shared = dict(engine=engine, store=store, ledger=ledger, outbox=AFTERCARE_OUTBOX, clinic=clinic, clock=clock)
-    return Aftercare(
-        engine=engine, clock=clock, clinic=clinic, ledger=ledger, store=store, consent=consent, composer=composer,
-        links=links,
-        completed_visits=CompletedVisitHandler(**shared),  # type: ignore[arg-type]
-        answers=CheckInAnswers(consent=consent, composer=composer, **shared),  # type: ignore[arg-type]
-        silence=NoReplyWatch(**shared),  # type: ignore[arg-type]
+def settings_for(database_url: str) -> AftercareSettings:
+    return AftercareSettings(
+        database_url=database_url,
+        common=CommonSettings(clinic_config_file=CLINIC_FILE),
+        delivery=DeliverySettings(patient_web_url="http://testserver",
+                                  link_secret=SecretStr("a-secret-only-the-tests-know-and-keep"),
+                                  # A sandbox that is never called: the tests send nothing.
+                                  twilio=TwilioSettings(auth_token=SecretStr(TWILIO_AUTH_TOKEN),
+                                                        api_base_url="http://127.0.0.1:9")),
     )
+
+
+@asynccontextmanager
+async def aftercare_on(database_url: str) -> AsyncIterator[Aftercare]:
+    """The service built from the test's settings on a fresh database; nothing is sent or published."""
+    clock = FixedClock(VISIT_ENDS)
+    parts = bootstrap.build(settings_for(database_url), clock=clock, publisher=RecordingPublisher())
+    await create_tables(parts.engine, AFTERCARE_SCHEMA)
+    try:
+        yield Aftercare(
+            parts=parts, clock=clock, engine=parts.engine, clinic=parts.clinic, ledger=parts.ledger,
+            store=parts.store, outbox=parts.outbox, consent=parts.consent, composer=parts.composer,
+            links=parts.links, completed_visits=parts.completed_visits, answers=parts.answers,
+            silence=parts.silence, health=parts.health,
+        )
+    finally:
+        await parts.engine.dispose()
 
 
 @pytest.fixture
 async def aftercare(database_url: str) -> AsyncIterator[Aftercare]:
-    engine = create_engine(database_url)
-    await create_tables(engine, AFTERCARE_SCHEMA)
-    try:
-        yield build_aftercare(engine, FixedClock(VISIT_ENDS))
-    finally:
-        await engine.dispose()
+    async with aftercare_on(database_url) as desk:
+        yield desk

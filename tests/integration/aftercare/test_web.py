@@ -12,32 +12,29 @@ import httpx
 import pytest
 from twilio.request_validator import RequestValidator
 
-from services.aftercare.web import WebhookSecurity, create_web_app
-from services.aftercare.tables import SCHEMA as AFTERCARE_SCHEMA
-from shared.database import create_engine, create_tables
-from shared.clock import FixedClock
 from shared.links import PatientLinks
 from shared.topics import CONSENT
-from tests.integration.aftercare.conftest import PATIENT_PHONE, ROUND_1, VISIT_ENDS, Aftercare, build_aftercare
+from tests.integration.aftercare.conftest import (
+    PATIENT_PHONE,
+    ROUND_1,
+    TWILIO_AUTH_TOKEN,
+    Aftercare,
+    aftercare_on,
+)
 
-AUTH_TOKEN = "twilio-auth-token-for-tests"
+AUTH_TOKEN = TWILIO_AUTH_TOKEN
 INBOUND_URL = "http://testserver/twilio/inbound"
 
 
 @pytest.fixture
 async def aftercare(tmp_path: Path) -> AsyncIterator[Aftercare]:
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/aftercare.db")
-    await create_tables(engine, AFTERCARE_SCHEMA)
-    try:
-        yield build_aftercare(engine, FixedClock(VISIT_ENDS))
-    finally:
-        await engine.dispose()
+    async with aftercare_on(f"sqlite+aiosqlite:///{tmp_path}/aftercare.db") as desk:
+        yield desk
 
 
 @pytest.fixture
 async def web(aftercare: Aftercare) -> AsyncIterator[httpx.AsyncClient]:
-    app = create_web_app(answers=aftercare.answers, consent=aftercare.consent, links=aftercare.links,
-                         clinic=aftercare.clinic, clock=aftercare.clock, webhook=WebhookSecurity(AUTH_TOKEN))
+    app = aftercare.parts.web_app
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://testserver") as client:
         yield client
 
@@ -266,3 +263,20 @@ async def test_a_tampered_unsubscribe_link_unsubscribes_no_one(aftercare: Afterc
 
     assert response.status_code == 410
     assert await aftercare.consent_trail() == []
+
+
+# --- health ---
+
+async def test_a_healthy_service_says_ok(web: httpx.AsyncClient) -> None:
+    response = await web.get("/healthz")
+
+    assert (response.status_code, response.json()) == (200, {"status": "ok"})
+
+
+async def test_a_worker_that_died_turns_health_red_and_is_named(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
+    aftercare.health.worker_died("no-reply-watch")
+
+    response = await web.get("/healthz")
+
+    assert response.status_code == 503
+    assert response.json()["dead_workers"] == ["no-reply-watch"]

@@ -5,8 +5,8 @@ from collections.abc import Callable
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.aftercare.check_in_store import CheckInStore
 from services.aftercare.domain.check_ins import AftercarePlan, plan_aftercare
+from services.aftercare.store import CheckInStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
 from shared.delivery.context import appointment_context

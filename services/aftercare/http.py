@@ -7,17 +7,16 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request
-from fastapi.responses import HTMLResponse, PlainTextResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
-from services.aftercare.answers import AnswerOutcome, CheckInAnswers
-from services.aftercare.consent import ConsentBook
 from services.aftercare.domain.triage import TriageAction
+from services.aftercare.handlers import AnswerOutcome, CheckInAnswers, ConsentBook
 from services.aftercare.pages import PatientPages, known_locale
 from shared.clinic_config import ClinicConfig
-from shared.clock import Clock
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
 from shared.observability import get_logger
+from shared.process import Health
 
 log = get_logger(__name__)
 
@@ -29,7 +28,7 @@ class WebhookSecurity:
 
 
 def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: PatientLinks, clinic: ClinicConfig,
-                   clock: Clock, webhook: WebhookSecurity) -> FastAPI:
+                   webhook: WebhookSecurity, health: Health) -> FastAPI:
     app = FastAPI(title="clinic-notify aftercare", docs_url=None, redoc_url=None, openapi_url=None)
     validator = RequestValidator(webhook.auth_token)
     pages = PatientPages(clinic.clinic)
@@ -49,8 +48,10 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         return bool(outcome and outcome.decision and outcome.decision.action is TriageAction.ESCALATE)
 
     @app.get("/healthz")
-    async def healthz() -> dict[str, str]:
-        return {"status": "ok"}
+    async def healthz() -> JSONResponse:
+        if not health.ok:
+            return JSONResponse({"status": "unhealthy", "dead_workers": health.dead_workers}, status_code=503)
+        return JSONResponse({"status": "ok"})
 
     @app.post("/twilio/inbound")
     async def inbound_sms(request: Request) -> Response:
@@ -124,8 +125,7 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         claims = claims_of("unsubscribe", token, UNSUBSCRIBE_VALIDITY)
         if claims is None:
             return pages.expired()
-        await consent.opt_out_by_link(claims["channel"], claims["address"], clock.now())
-        answers.on_change()
+        await consent.unsubscribe(claims["channel"], claims["address"])
         return pages.page(known_locale(claims.get("locale")), "unsubscribed_title", "unsubscribed_text")
 
     return app

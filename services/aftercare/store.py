@@ -1,46 +1,35 @@
-"""Reading and writing check-ins and replies, inside the caller's transaction."""
+"""The aftercare service's queries: check-ins, replies and the consent trail.
+
+Each store is built on the engine; a method that takes a connection runs in the caller's transaction.
+"""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy import Row, and_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.aftercare.domain.check_ins import CheckInPlan
-from services.aftercare.tables import check_ins, replies
+from services.aftercare.domain.answers import ConsentChange, ReplyOnRecord
+from services.aftercare.domain.check_ins import CheckIn, CheckInPlan, CheckInStatus
+from services.aftercare.tables import check_ins, consent_audit, replies
 from shared.database import insert_ignoring_duplicates
 
 
-@dataclass(frozen=True)
-class CheckIn:
-    id: str
-    appointment_id: str
-    round: int
-    rounds: int
-    phone: str | None
-    email: str | None
-    locale: str
-    context: dict[str, Any]
-    due_at: datetime
-    status: str
-    score: int | None
-    unreadable_replies: int
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == "scheduled"
-
-
-def _check_in(row) -> CheckIn:  # type: ignore[no-untyped-def]
+def _check_in(row: Row[Any]) -> CheckIn:
     return CheckIn(row.id, row.appointment_id, row.round, row.rounds, row.phone, row.email, row.locale,
-                   row.context, row.due_at, row.status, row.score, row.unreadable_replies)
+                   row.context, row.due_at, CheckInStatus(row.status), row.score, row.unreadable_replies)
 
 
 class CheckInStore:
-    def __init__(self, dialect_name: str) -> None:
-        self.dialect_name = dialect_name
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def locale_of(self, check_in_id: str) -> str | None:
+        async with self.engine.connect() as connection:
+            check_in = await self.get(connection, check_in_id)
+        return check_in.locale if check_in else None
 
     async def add(self, connection: AsyncConnection, appointment_id: str, plans: tuple[CheckInPlan, ...],
                   phone: str | None, email: str | None, locale: str, context: dict[str, Any],
@@ -48,11 +37,11 @@ class CheckInStore:
         """Store planned check-ins; returns the ids of those not stored before."""
         if not plans:
             return []
-        statement = insert_ignoring_duplicates(self.dialect_name, check_ins).returning(check_ins.c.id)
+        statement = insert_ignoring_duplicates(self.engine.dialect.name, check_ins).returning(check_ins.c.id)
         result = await connection.execute(statement, [
             {"id": plan.id, "appointment_id": appointment_id, "round": plan.round, "rounds": plan.rounds,
              "phone": phone, "email": email, "locale": locale, "context": context, "due_at": plan.due_at,
-             "status": "scheduled", "unreadable_replies": 0, "created_at": now, "updated_at": now}
+             "status": CheckInStatus.SCHEDULED, "unreadable_replies": 0, "created_at": now, "updated_at": now}
             for plan in plans
         ])
         return [row.id for row in result]
@@ -82,8 +71,9 @@ class CheckInStore:
         """Record the answer of an open check-in; False when it was answered already (a second click)."""
         result = await connection.execute(
             update(check_ins)
-            .where(and_(check_ins.c.id == check_in_id, check_ins.c.status == "scheduled"))
-            .values(status="answered", score=score, answered_at=now, answered_via=via, note=note, updated_at=now)
+            .where(and_(check_ins.c.id == check_in_id, check_ins.c.status == CheckInStatus.SCHEDULED))
+            .values(status=CheckInStatus.ANSWERED, score=score, answered_at=now, answered_via=via, note=note,
+                    updated_at=now)
         )
         return result.rowcount == 1
 
@@ -99,11 +89,12 @@ class CheckInStore:
             .values(unreadable_replies=check_ins.c.unreadable_replies + 1, updated_at=now)
         )
 
-    async def close_remaining(self, connection: AsyncConnection, appointment_id: str, status: str,
+    async def close_remaining(self, connection: AsyncConnection, appointment_id: str, status: CheckInStatus,
                               now: datetime) -> int:
         result = await connection.execute(
             update(check_ins)
-            .where(and_(check_ins.c.appointment_id == appointment_id, check_ins.c.status == "scheduled"))
+            .where(and_(check_ins.c.appointment_id == appointment_id,
+                        check_ins.c.status == CheckInStatus.SCHEDULED))
             .values(status=status, updated_at=now)
         )
         return result.rowcount
@@ -112,7 +103,7 @@ class CheckInStore:
         """Open last-round check-ins whose reply window has ended."""
         result = await connection.execute(
             select(check_ins).where(and_(
-                check_ins.c.status == "scheduled",
+                check_ins.c.status == CheckInStatus.SCHEDULED,
                 check_ins.c.round == check_ins.c.rounds,
                 check_ins.c.due_at <= due_before,
             ))
@@ -127,5 +118,18 @@ class CheckInStore:
         )).first()
         return (row is not None, row.response if row else None)
 
-    async def add_reply(self, connection: AsyncConnection, **values: Any) -> None:
-        await connection.execute(replies.insert().values(**values))
+    async def add_reply(self, connection: AsyncConnection, reply: ReplyOnRecord, response: str | None) -> None:
+        await connection.execute(replies.insert().values(**asdict(reply), response=response))
+
+
+class ConsentTrail:
+    """Every opt-out and opt-in, kept as an audit trail."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def add(self, connection: AsyncConnection, change: ConsentChange, now: datetime) -> None:
+        await connection.execute(consent_audit.insert().values(
+            channel=change.channel, address=change.address, subscribed=change.subscribed, source=change.source,
+            occurred_at=now,
+        ))

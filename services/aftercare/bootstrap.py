@@ -1,0 +1,190 @@
+"""Builds the aftercare service from its dependencies, and runs it.
+
+`build` assembles every part (engine, stores, handlers, dispatcher, outbox relay, Kafka consumer, web
+app) and starts nothing; the entry point and the tests both call it, the tests passing their own
+clock, channels and publisher. `run` prepares the database and the broker, then supervises the
+workers until told to stop.
+"""
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from fastapi import FastAPI
+from faststream import AckPolicy
+from faststream.kafka import KafkaBroker
+from faststream.kafka.annotations import KafkaMessage
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.aftercare import tables
+from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
+from services.aftercare.http import WebhookSecurity, create_web_app
+from services.aftercare.settings import AftercareSettings
+from services.aftercare.store import CheckInStore, ConsentTrail
+from services.aftercare.workers import consumer_worker, no_reply_worker, outbox_relay_worker
+from shared.channels.messages import EmailSender, SmsSender
+from shared.clinic_config import ClinicConfig, load_clinic_config
+from shared.clock import Clock, SystemClock
+from shared.consumer import EventConsumer
+from shared.database import create_engine, create_tables
+from shared.delivery.compose import MessageComposer
+from shared.delivery.dispatcher import Dispatcher
+from shared.delivery.retry import RetryPolicy
+from shared.delivery.wiring import build_channels, checked_catalogue, patient_links
+from shared.ledger.ledger import DeliveryLedger
+from shared.ledger.suppressions import SuppressionList
+from shared.links import PatientLinks
+from shared.observability import get_logger
+from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
+from shared.outbox.relay import OutboxRelay
+from shared.outbox.store import Outbox
+from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
+from shared.topics import APPOINTMENTS, wait_for_broker_and_ensure_topics
+
+SERVICE = "aftercare"
+
+log = get_logger(__name__)
+
+
+class Closable(Protocol):
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class AftercareParts:
+    settings: AftercareSettings
+    clinic: ClinicConfig
+    clock: Clock
+    engine: AsyncEngine
+    store: CheckInStore
+    ledger: DeliveryLedger
+    outbox: Outbox
+    links: PatientLinks
+    composer: MessageComposer
+    dispatcher: Dispatcher
+    relay: OutboxRelay
+    consent: ConsentBook
+    completed_visits: CompletedVisitHandler
+    answers: CheckInAnswers
+    silence: NoReplyWatch
+    broker: KafkaBroker
+    health: Health
+    web_app: FastAPI
+    owned_channels: tuple[Closable, ...]  # the channels `build` made, closed when `run` ends
+
+
+def build(settings: AftercareSettings, *, clock: Clock | None = None, email: EmailSender | None = None,
+          sms: SmsSender | None = None, publisher: EventPublisher | None = None) -> AftercareParts:
+    """Every part of the service, wired, nothing started; the real channels and Kafka unless given."""
+    common, delivery = settings.common, settings.delivery
+    clinic = load_clinic_config(common.clinic_config_file)
+    clock = clock or SystemClock()
+    engine = create_engine(settings.database_url)
+    owned: list[Closable] = []
+    if email is None or sms is None:
+        smtp, twilio = build_channels(delivery)
+        if email is None:
+            email = smtp
+            owned.append(smtp)
+        if sms is None:
+            sms = twilio
+            owned.append(twilio)
+
+    links = patient_links(delivery)
+    ledger = DeliveryLedger(engine)
+    suppressions = SuppressionList(engine)
+    composer = MessageComposer(checked_catalogue(clinic), clinic, links)
+    dispatcher = Dispatcher(
+        service=SERVICE, ledger=ledger, composer=composer, email=email, sms=sms, suppressions=suppressions,
+        clock=clock, concurrency=delivery.dispatch_concurrency,
+        retry=RetryPolicy(first_delay=timedelta(seconds=delivery.retry_first_delay_seconds),
+                          max_delay=timedelta(seconds=delivery.retry_max_delay_seconds),
+                          max_attempts=delivery.retry_max_attempts),
+    )
+    outbox = Outbox(tables.outbox)
+    relay = OutboxRelay(
+        engine, outbox,
+        publisher or KafkaEventPublisher(common.kafka.bootstrap_servers, client_id="aftercare-outbox"),
+        clock=clock.now, service=SERVICE,
+    )
+
+    def something_to_send() -> None:
+        dispatcher.wake()
+        relay.wake()
+
+    store = CheckInStore(engine)
+    consent = ConsentBook(suppressions=suppressions, trail=ConsentTrail(engine), outbox=outbox, clock=clock,
+                          on_change=something_to_send)
+    answers = CheckInAnswers(engine=engine, store=store, ledger=ledger, outbox=outbox, consent=consent,
+                             composer=composer, clinic=clinic, clock=clock, on_change=something_to_send)
+    completed_visits = CompletedVisitHandler(engine=engine, store=store, ledger=ledger, outbox=outbox,
+                                             clinic=clinic, clock=clock, on_recorded=something_to_send)
+    silence = NoReplyWatch(engine=engine, store=store, ledger=ledger, outbox=outbox, clinic=clinic,
+                           clock=clock, on_recorded=something_to_send)
+    broker = _consuming_broker(settings, completed_visits)
+    health = Health(SERVICE)
+    web_app = create_web_app(
+        answers=answers, consent=consent, links=links, clinic=clinic, health=health,
+        webhook=WebhookSecurity(delivery.twilio.auth_token.get_secret_value(), settings.public_webhook_url),
+    )
+    return AftercareParts(settings, clinic, clock, engine, store, ledger, outbox, links, composer, dispatcher, relay,
+                          consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned))
+
+
+def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVisitHandler) -> KafkaBroker:
+    broker = KafkaBroker(settings.common.kafka.bootstrap_servers, enable_idempotence=True, logger=None)
+    consumer = EventConsumer(service=SERVICE, group_id=settings.group_id, broker=broker, handle=completed_visits)
+
+    @broker.subscriber(APPOINTMENTS, group_id=settings.group_id, ack_policy=AckPolicy.MANUAL,
+                       auto_offset_reset="earliest")
+    async def on_appointment_event(message: KafkaMessage) -> None:
+        await consumer(message)
+
+    return broker
+
+
+def workers(parts: AftercareParts) -> list[Worker]:
+    settings = parts.settings
+
+    def started() -> None:
+        log.info("aftercare_started", group_id=settings.group_id, http_port=settings.http_port)
+
+    return [
+        consumer_worker(parts.broker, on_started=started),
+        Worker("dispatcher", parts.dispatcher.run),
+        no_reply_worker(parts.silence),
+        outbox_relay_worker(parts.relay),
+        http_worker("web", embedded_http_server(parts.web_app, settings.http_host, settings.http_port)),
+    ]
+
+
+async def run(parts: AftercareParts, stop: asyncio.Event) -> None:
+    """Create the tables, wait for Kafka, then serve until `stop`; raises WorkerDied if a worker died."""
+    settings = parts.settings
+    try:
+        await create_tables(parts.engine, tables.SCHEMA)
+        if not await _broker_ready(settings, stop):
+            return
+        serve_metrics(settings.metrics_port, settings.metrics_host)
+        # `aftercare_started` is logged by the consumer once the broker has started.
+        await supervise(workers(parts), stop, parts.health)
+    finally:
+        for channel in parts.owned_channels:
+            await channel.close()
+        await parts.engine.dispose()
+        log.info("aftercare_stopped")
+
+
+async def _broker_ready(settings: AftercareSettings, stop: asyncio.Event) -> bool:
+    """Wait for the broker and its topics; False when told to stop first. Raises if it never answers."""
+    waiting = asyncio.create_task(wait_for_broker_and_ensure_topics(settings.common.kafka.bootstrap_servers))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        return False
+    waiting.result()
+    return True

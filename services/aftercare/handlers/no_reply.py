@@ -1,0 +1,50 @@
+"""Patients who never answered any check-in of a visit: recorded, and reported to staff."""
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.aftercare.domain.check_ins import CheckInStatus
+from services.aftercare.domain.no_reply import decide_silence
+from services.aftercare.store import CheckInStore
+from shared.clinic_config import ClinicConfig
+from shared.clock import Clock
+from shared.ledger.ledger import DeliveryLedger
+from shared.observability import get_logger
+from shared.outbox.store import Outbox
+from shared.topics import AFTERCARE_RECORDS
+
+log = get_logger(__name__)
+
+
+class NoReplyWatch:
+    def __init__(self, *, engine: AsyncEngine, store: CheckInStore, ledger: DeliveryLedger, outbox: Outbox,
+                 clinic: ClinicConfig, clock: Clock, on_recorded: Callable[[], None] = lambda: None) -> None:
+        self.engine = engine
+        self.store = store
+        self.ledger = ledger
+        self.outbox = outbox
+        self.clinic = clinic
+        self.clock = clock
+        self.on_recorded = on_recorded
+
+    async def sweep(self) -> int:
+        """One round: close the visits whose last reply window has ended; returns how many were silent."""
+        now = self.clock.now()
+        reported = 0
+        async with self.engine.begin() as connection:
+            for last in await self.store.past_last_round(connection, now - self.clinic.aftercare.reply_window):
+                visit = await self.store.of_appointment(connection, last.appointment_id)
+                decision = decide_silence(last, visit, self.clinic, now)
+                await self.store.close_remaining(connection, last.appointment_id, CheckInStatus.NO_REPLY, now)
+                if decision.event is None:
+                    continue
+                reported += 1
+                await self.outbox.add(connection, topic=AFTERCARE_RECORDS, key=decision.appointment_id, now=now,
+                                      event=decision.event)
+                await self.ledger.record(connection, decision.staff_messages, now)
+        if reported:
+            log.info("no_reply_recorded", visits=reported)
+            self.on_recorded()
+        return reported
