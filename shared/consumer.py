@@ -21,15 +21,20 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError
 
 from shared.events.appointment import parse_appointment_event
-from shared.ledger.appointment_state import ConcurrentAppointmentUpdate
 from shared.observability import DEAD_LETTERS, EVENTS_CONSUMED, get_logger
 from shared.topics import APPOINTMENTS_DEAD_LETTER
 
 log = get_logger(__name__)
 
 EventHandler = Callable[[Any], Awaitable[object]]
+
+
+class RetryableConflict(Exception):
+    """A concurrent writer changed what this event needs; handling it again will succeed."""
+
+
 # What a retry can outlast: the database or the network coming back, a concurrent writer finishing.
-UNAVAILABLE: tuple[type[BaseException], ...] = (DBAPIError, OSError, TimeoutError, ConcurrentAppointmentUpdate)
+UNAVAILABLE: tuple[type[BaseException], ...] = (DBAPIError, OSError, TimeoutError, RetryableConflict)
 
 
 def describe_validation_error(error: ValidationError) -> str:

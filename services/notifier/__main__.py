@@ -2,9 +2,23 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 
-from services.notifier.service import run_notifier
+from services.notifier import bootstrap
 from services.notifier.settings import NotifierSettings
+from shared.observability import configure_logging
+from shared.process import WorkerDied, stop_on_signals
+
+
+async def main() -> None:
+    settings = NotifierSettings()
+    configure_logging(settings.common.log_level, settings.common.log_json)
+    parts = bootstrap.build(settings)
+    await bootstrap.run(parts, stop_on_signals())
+
 
 if __name__ == "__main__":
-    asyncio.run(run_notifier(NotifierSettings()))
+    try:
+        asyncio.run(main())
+    except WorkerDied:  # already logged as worker_died: exit so a supervisor restarts the notifier
+        sys.exit(1)

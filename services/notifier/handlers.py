@@ -6,10 +6,10 @@ from collections.abc import Callable
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.domain.decisions import EventDecision, decide
+from services.notifier.store import AppointmentStateStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
 from shared.events.appointment import AppointmentEvent
-from shared.ledger.appointment_state import AppointmentStateStore
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryStatus
 from shared.observability import get_logger

@@ -1,3 +1,4 @@
+"""The notifier's settings: NOTIFIER_* of its own, plus the groups every sending service reads."""
 from __future__ import annotations
 
 from pydantic import Field
@@ -14,4 +15,4 @@ class NotifierSettings(BaseSettings):
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9101
     common: CommonSettings = Field(default_factory=CommonSettings)
-    delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]  # link_secret: read from the environment, not passed

@@ -1,8 +1,23 @@
-"""The notifier's schema: the delivery ledger, suppressions and what it knows of each appointment."""
+"""The notifier's schema: what it knows of each appointment, plus the delivery ledger and suppressions."""
 from __future__ import annotations
 
-from shared.database import schema
+from sqlalchemy import JSON, Column, Integer, MetaData, String, Table
+
+from shared.database import UtcDateTime, schema
 from shared.ledger import tables as ledger_tables
 
-SCHEMA = schema(ledger_tables.deliveries, ledger_tables.appointments, ledger_tables.sms_suppressions,
+metadata = MetaData()
+
+appointments = Table(
+    "appointments",
+    metadata,
+    Column("appointment_id", String(100), primary_key=True),
+    Column("last_sequence", Integer, nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("event", JSON, nullable=False),
+    Column("updated_at", UtcDateTime(), nullable=False),
+)
+
+# Everything the notifier database holds: its own table, the delivery ledger and suppressions.
+SCHEMA = schema(metadata, ledger_tables.deliveries, ledger_tables.sms_suppressions,
                 ledger_tables.email_suppressions)

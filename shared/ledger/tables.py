@@ -1,4 +1,4 @@
-"""Tables of the delivery ledger: every intended message, and what we know of each appointment."""
+"""Tables of the delivery ledger: every intended message, and the addresses that opted out."""
 from __future__ import annotations
 
 from sqlalchemy import (
@@ -45,16 +45,6 @@ deliveries = Table(
     UniqueConstraint("appointment_id", "step", "channel", "appointment_version", name="uq_delivery_intent"),
     Index("ix_deliveries_status_due", "status", "due_at"),
     Index("ix_deliveries_appointment", "appointment_id"),
-)
-
-appointments = Table(
-    "appointments",
-    metadata,
-    Column("appointment_id", String(100), primary_key=True),
-    Column("last_sequence", Integer, nullable=False),
-    Column("status", String(20), nullable=False),
-    Column("event", JSON, nullable=False),
-    Column("updated_at", UtcDateTime(), nullable=False),
 )
 
 sms_suppressions = Table(

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 
+from services.notifier.domain.state import AppointmentState
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
 from shared.delivery.intents import intents_for
@@ -27,7 +28,6 @@ from shared.events.appointment import (
     AppointmentNoShow,
     AppointmentRescheduled,
 )
-from shared.ledger.appointment_state import AppointmentState
 from shared.ledger.model import DeliveryIntent
 from shared.scheduling.plan import SkippedStep, plan_schedule
 

@@ -8,10 +8,10 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from services.notifier.domain.decisions import decide
+from services.notifier.domain.state import AppointmentState
 from shared.clinic_config import load_clinic_config
 from shared.events.appointment import AppointmentType
 from shared.events.patient import ChannelConsent
-from shared.ledger.appointment_state import AppointmentState
 from tests.support.events import booked, cancelled, completed, no_show, patient, rescheduled
 
 CLINIC = load_clinic_config(Path(__file__).resolve().parents[3] / "deploy" / "clinic.yaml")

@@ -1,25 +1,24 @@
 """The last known state of each appointment, so replayed or out-of-order events change nothing."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from shared.ledger.tables import appointments
+from services.notifier.domain.state import AppointmentState
+from services.notifier.tables import appointments
+from shared.consumer import RetryableConflict
 
 
-@dataclass(frozen=True)
-class AppointmentState:
-    appointment_id: str
-    last_sequence: int
-    status: str  # booked, rescheduled, cancelled, completed, no_show
-    event: dict[str, Any]  # the last applied event, as published
+class ConcurrentAppointmentUpdate(RetryableConflict):
+    """Another consumer changed this appointment first; the event must be processed again."""
 
 
 class AppointmentStateStore:
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
     async def get(self, connection: AsyncConnection, appointment_id: str) -> AppointmentState | None:
         row = (
             await connection.execute(
@@ -54,7 +53,3 @@ class AppointmentStateStore:
         )
         if result.rowcount != 1:
             raise ConcurrentAppointmentUpdate(state.appointment_id)
-
-
-class ConcurrentAppointmentUpdate(RuntimeError):
-    """Another consumer changed this appointment first; the event must be processed again."""

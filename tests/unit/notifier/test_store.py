@@ -1,0 +1,55 @@
+"""What the notifier remembers of each appointment, and how two instances racing on one are kept apart."""
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from services.notifier.domain.state import AppointmentState
+from services.notifier.store import AppointmentStateStore, ConcurrentAppointmentUpdate
+from services.notifier.tables import SCHEMA
+from shared.consumer import UNAVAILABLE
+from shared.database import create_engine, create_tables
+
+NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/notifier.db")
+    await create_tables(engine, SCHEMA)
+    yield AppointmentStateStore(engine)
+    await engine.dispose()
+
+
+def state(sequence: int, status: str = "booked") -> AppointmentState:
+    return AppointmentState("apt-1", sequence, status, {"event_type": "AppointmentBooked", "sequence": sequence})
+
+
+async def test_the_last_applied_event_is_remembered_and_replaced_by_the_next(store: AppointmentStateStore) -> None:
+    async with store.engine.begin() as connection:
+        assert await store.get(connection, "apt-1") is None
+        await store.save(connection, state(1), None, NOW)
+    async with store.engine.begin() as connection:
+        await store.save(connection, state(2, "cancelled"), state(1), NOW)
+    async with store.engine.connect() as connection:
+        assert await store.get(connection, "apt-1") == state(2, "cancelled")
+
+
+async def test_a_save_based_on_a_state_another_instance_already_replaced_is_refused(
+    store: AppointmentStateStore,
+) -> None:
+    async with store.engine.begin() as connection:
+        await store.save(connection, state(1), None, NOW)
+    async with store.engine.begin() as connection:
+        await store.save(connection, state(2), state(1), NOW)
+    with pytest.raises(ConcurrentAppointmentUpdate):
+        async with store.engine.begin() as connection:
+            await store.save(connection, state(3, "cancelled"), state(1), NOW)
+    async with store.engine.connect() as connection:
+        assert await store.get(connection, "apt-1") == state(2)
+
+
+def test_the_consumer_retries_an_event_whose_appointment_was_changed_concurrently() -> None:
+    assert isinstance(ConcurrentAppointmentUpdate("apt-1"), UNAVAILABLE)
