@@ -20,32 +20,33 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from sqlalchemy import select  # noqa: E402
-from sqlalchemy.ext.asyncio import AsyncEngine  # noqa: E402
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from sandbox.smtp_sink import SmtpSink  # noqa: E402
-from shared.channels.email import SmtpEmailSender  # noqa: E402
-from shared.channels.sms import TwilioSmsSender  # noqa: E402
-from shared.clinic_config import load_clinic_config  # noqa: E402
-from shared.clock import SystemClock  # noqa: E402
-from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
-from shared.database import create_engine, create_tables  # noqa: E402
-from shared.delivery.compose import MessageComposer  # noqa: E402
-from shared.delivery.dispatcher import Dispatcher  # noqa: E402
-from shared.ledger.ledger import DeliveryLedger  # noqa: E402
-from shared.ledger.model import DeliveryIntent  # noqa: E402
-from shared.ledger.suppressions import SuppressionList  # noqa: E402
-from shared.ledger.tables import deliveries  # noqa: E402
-from shared.links import PatientLinks  # noqa: E402
-from shared.observability import configure_logging  # noqa: E402
-from shared.templates.catalogue import TemplateCatalogue  # noqa: E402
-from shared.templates.sample import sample_context  # noqa: E402
-from tests.support.channels import ACCOUNT_SID, AUTH_TOKEN, CLINIC_NUMBER, start_twilio_sandbox  # noqa: E402
+from sandbox.smtp_sink import SmtpSink
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA  # noqa: E402
+from shared.channels.email import SmtpEmailSender
+from shared.channels.sms import TwilioSmsSender
+from shared.clinic_config import load_clinic_config
+from shared.clock import SystemClock
+from shared.database import create_engine, create_tables
+from shared.delivery.compose import MessageComposer
+from shared.delivery.dispatcher import Dispatcher
+from shared.ledger.ledger import DeliveryLedger
+from shared.ledger.model import DeliveryIntent
+from shared.ledger.suppressions import SuppressionList
+from shared.ledger.tables import deliveries
+from shared.links import PatientLinks
+from shared.observability import configure_logging
+from shared.templates.catalogue import TemplateCatalogue
+from shared.templates.sample import sample_context
+from tests.support.channels import ACCOUNT_SID, AUTH_TOKEN, CLINIC_NUMBER, start_twilio_sandbox
 
 CLINIC = load_clinic_config(Path(__file__).resolve().parents[1] / "deploy" / "clinic.yaml")
 LEAD = timedelta(seconds=3)  # recording finishes and the dispatcher is idle before the burst is due
@@ -64,6 +65,13 @@ def intents(count: int, due_at: datetime) -> list[DeliveryIntent]:
         result.append(DeliveryIntent(f"apt-burst-{n:05d}", "reminder_24h", channel, 1, "reminder",
                                      recipient(channel, n), locale, due_at, context))
     return result
+
+
+@dataclass(frozen=True)
+class BurstResult:
+    counts: dict[str, int]
+    late: list[float]  # seconds from due to sent, sorted
+    wall: float  # seconds from the due instant to the last send
 
 
 @asynccontextmanager
@@ -109,11 +117,12 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 async def burst(database_url: str, count: int, concurrency: int, batch_size: int, sink: SmtpSink,
-                twilio_url: str) -> dict[str, object]:
+                twilio_url: str) -> BurstResult:
     engine = create_engine(database_url)
     await create_tables(engine, NOTIFIER_SCHEMA)
     ledger = DeliveryLedger(engine)
-    email = SmtpEmailSender("127.0.0.1", sink.port, "Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>")
+    email = SmtpEmailSender("127.0.0.1", sink.port,
+                            "Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>")
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=twilio_url)
     dispatcher = Dispatcher(
         service="bench", ledger=ledger,
@@ -136,7 +145,7 @@ async def burst(database_url: str, count: int, concurrency: int, batch_size: int
         await sms.close()
     late, last_sent = await lateness_seconds(engine)
     await engine.dispose()
-    return {"counts": counts, "late": late, "wall": (last_sent - due_at).total_seconds()}
+    return BurstResult(counts=counts, late=late, wall=(last_sent - due_at).total_seconds())
 
 
 def exactly_once(sink: SmtpSink, sms_bodies: list[dict[str, object]], count: int) -> list[str]:
@@ -151,16 +160,15 @@ def exactly_once(sink: SmtpSink, sms_bodies: list[dict[str, object]], count: int
     return problems
 
 
-def report(result: dict[str, object], count: int, problems: list[str], database: str) -> None:
-    late: list[float] = result["late"]  # type: ignore[assignment]
-    wall: float = result["wall"]  # type: ignore[assignment]
+def report(result: BurstResult, count: int, problems: list[str], database: str) -> None:
+    late, wall = result.late, result.wall
     print(f"database        {database}")
     print(f"messages        {count} ({count - count // 2} email, {count // 2} SMS), all due at once")
-    print(f"outcome         {result['counts']}")
+    print(f"outcome         {result.counts}")
     print(f"wall time       {wall:.2f} s (due instant -> last sent_at)")
     print(f"throughput      {len(late) / wall:.0f} msg/s" if wall > 0 else "throughput      n/a")
-    print("lateness        p50 {:.2f} s, p95 {:.2f} s, p99 {:.2f} s, max {:.2f} s, mean {:.2f} s".format(
-        percentile(late, 0.50), percentile(late, 0.95), percentile(late, 0.99), late[-1], statistics.fmean(late)))
+    print(f"lateness        p50 {percentile(late, 0.50):.2f} s, p95 {percentile(late, 0.95):.2f} s, "
+          f"p99 {percentile(late, 0.99):.2f} s, max {late[-1]:.2f} s, mean {statistics.fmean(late):.2f} s")
     print(f"exactly once    {'yes' if not problems else 'NO: ' + '; '.join(problems[:10])}")
 
 
@@ -174,7 +182,7 @@ def main() -> int:
     configure_logging("WARNING", json=True)
     logging.getLogger("aiosmtpd").setLevel(logging.WARNING)
 
-    async def run(sink: SmtpSink, twilio_url: str) -> dict[str, object]:
+    async def run(sink: SmtpSink, twilio_url: str) -> BurstResult:
         async with fresh_database(args.database) as url:
             return await burst(url, args.messages, args.concurrency, args.batch_size, sink, twilio_url)
 

@@ -1,4 +1,4 @@
-"""The dispatcher against a real SMTP server and the Twilio sandbox: sends once, retries what is transient."""
+"""The notifier's dispatcher against a real SMTP server and the Twilio sandbox: sends once, retries what is transient."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -7,22 +7,19 @@ from pathlib import Path
 import pytest
 from icalendar import Calendar
 
+from pydantic import SecretStr
+
 from sandbox.smtp_sink import SmtpSink
-from shared.channels.email import SmtpEmailSender
-from shared.channels.sms import TwilioSmsSender
+from services.notifier import bootstrap
+from services.notifier.settings import NotifierSettings
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.clinic_config import load_clinic_config
 from shared.clock import FixedClock
-from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
-from shared.database import create_engine, create_tables
-from shared.delivery.compose import MessageComposer
+from shared.database import create_tables
 from shared.delivery.context import appointment_context
 from shared.delivery.dispatcher import Dispatcher
-from shared.delivery.retry import RetryPolicy
-from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryIntent
-from shared.ledger.suppressions import SuppressionList
-from shared.links import PatientLinks
-from shared.templates.catalogue import TemplateCatalogue
+from shared.settings import DeliverySettings, SmtpSettings, TwilioSettings
 from tests.support.channels import ACCOUNT_SID, AUTH_TOKEN, CLINIC_NUMBER, start_twilio_sandbox
 from tests.support.events import booked, in_hours, patient
 
@@ -43,27 +40,29 @@ def twilio():
     sandbox.server.stop()
 
 
+def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSettings:  # type: ignore[no-untyped-def]
+    """The notifier's real channels, pointed at the SMTP sink and the Twilio sandbox."""
+    return NotifierSettings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/dispatch.db",
+        delivery=DeliverySettings(
+            link_secret="a-test-secret-of-at-least-32-bytes",
+            retry_first_delay_seconds=10,
+            retry_max_attempts=3,
+            smtp=SmtpSettings(host="127.0.0.1", port=sink.port,
+                              sender="Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>"),
+            twilio=TwilioSettings(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN),
+                                  from_number=CLINIC_NUMBER, api_base_url=twilio.url),
+        ),
+    )
+
+
 @pytest.fixture
 async def setup(tmp_path: Path, sink: SmtpSink, twilio):  # type: ignore[no-untyped-def]
-    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/dispatch.db")
-    await create_tables(engine, NOTIFIER_SCHEMA)
-    email = SmtpEmailSender("127.0.0.1", sink.port, "Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>")
-    sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=twilio.url)
     clock = FixedClock(NOW)
-    dispatcher = Dispatcher(
-        service="test",
-        ledger=DeliveryLedger(engine),
-        composer=MessageComposer(TemplateCatalogue(), CLINIC, PatientLinks("http://127.0.0.1:8040", "secret")),
-        email=email,
-        sms=sms,
-        suppressions=SuppressionList(engine),
-        clock=clock,
-        retry=RetryPolicy(first_delay=timedelta(seconds=10), max_attempts=3),
-    )
-    yield dispatcher, clock
-    await email.close()
-    await sms.close()
-    await engine.dispose()
+    notifier = bootstrap.build(notifier_settings(tmp_path, sink, twilio), clock=clock)
+    await create_tables(notifier.engine, NOTIFIER_SCHEMA)
+    yield notifier.dispatcher, clock
+    await bootstrap.close(notifier)
 
 
 async def record_confirmation(dispatcher: Dispatcher, email: str, phone: str, starts_in_hours: float = 48,
@@ -168,8 +167,8 @@ async def test_operators_see_the_ledger_by_status_in_the_metrics(setup) -> None:
     dispatcher, _ = setup
     await record_confirmation(dispatcher, "d8@example.com", "+14165550138")
     await dispatcher.report_backlog()
-    pending = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "test", "status": "pending"})
+    pending = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "notifier", "status": "pending"})
     await dispatcher.dispatch_due()
     await dispatcher.report_backlog()
-    sent = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "test", "status": "sent"})
+    sent = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "notifier", "status": "sent"})
     assert (pending, sent) == (2, 2)
