@@ -1,4 +1,5 @@
-"""The notifier's dispatcher against a real SMTP server and the Twilio sandbox: sends once, retries what is transient."""
+"""The notifier's dispatcher against a real SMTP server and the Twilio sandbox: sends once, retries what is
+transient."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
@@ -6,7 +7,6 @@ from pathlib import Path
 
 import pytest
 from icalendar import Calendar
-
 from pydantic import SecretStr
 
 from sandbox.smtp_sink import SmtpSink
