@@ -122,9 +122,8 @@ def test_prometheus_and_grafana_find_their_files_where_compose_mounts_them(compo
     config = yaml.safe_load((REPO / "deploy" / "observability" / "prometheus.yml").read_text())
     assert set(config["rule_files"]) <= targets("prometheus")
     assert "--config.file=/etc/prometheus/prometheus.yml" in compose["services"]["prometheus"]["command"]
-    provider = yaml.safe_load(
-        (REPO / "deploy" / "observability" / "grafana" / "provisioning" / "dashboards" / "clinic-notify.yml").read_text()
-    )
+    provisioning = REPO / "deploy" / "observability" / "grafana" / "provisioning"
+    provider = yaml.safe_load((provisioning / "dashboards" / "clinic-notify.yml").read_text())
     folder = provider["providers"][0]["options"]["path"]
     assert any(t.startswith(folder + "/") and t.endswith(".json") for t in targets("grafana"))
     assert "/etc/grafana/provisioning" in targets("grafana")

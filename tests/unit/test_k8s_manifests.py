@@ -11,9 +11,9 @@ import importlib
 import inspect
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import kubernetes_validate
+import kubernetes_validate  # type: ignore[import-untyped]
 import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
@@ -130,9 +130,9 @@ def env_names(cls: type[BaseModel], path: tuple[str, ...] = ()) -> dict[str, tup
             own = [prefix + (field.alias or field_name)]
         for name in own:
             names[name.upper()] = ((*path, field_name), field.annotation)
-        nested = field.annotation
+        nested: Any = field.annotation
         if inspect.isclass(nested) and issubclass(nested, BaseModel):
-            if issubclass(nested, BaseSettings) and field.default_factory is nested:
+            if issubclass(nested, BaseSettings) and nested is cast(Any, field.default_factory):
                 names.update(env_names(nested, (*path, field_name)))
             if delimiter:
                 for sub, (sub_path, annotation) in env_names_plain(nested).items():
@@ -300,7 +300,9 @@ def test_the_names_derived_here_are_the_ones_pydantic_settings_reads(
     service_module: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     cls = settings_class(service_module)
-    text_settings = {name: path for name, (path, annotation) in env_names(cls).items() if annotation in (str, str | None)}
+    text_settings = {
+        name: path for name, (path, annotation) in env_names(cls).items() if annotation in (str, str | None)
+    }
     assert text_settings
     monkeypatch.setenv("LINK_SECRET", "a-link-secret-of-at-least-32-bytes-for-the-check")
     monkeypatch.setenv("TWILIO_API_BASE_URL", "http://127.0.0.1:9")  # the sandbox: no real credentials needed
