@@ -80,7 +80,7 @@ def exported() -> dict[str, frozenset[str]]:
             registries.extend(r for r in _registries_of(module) if r is not REGISTRY)
     series: dict[str, frozenset[str]] = {}
     for registry in registries:
-        for collector in list(registry._collector_to_names):  # noqa: SLF001 - label names of childless metrics
+        for collector in list(registry._collector_to_names):  # private: label names of childless metrics
             labels = frozenset(getattr(collector, "_labelnames", ()))
             for family in collector.collect():
                 names = {family.name + suffix for suffix in _SUFFIXES.get(family.type, ("",))}
