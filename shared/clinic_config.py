@@ -78,7 +78,8 @@ class ClinicConfig(BaseModel):
     @model_validator(mode="after")
     def _known_keys(self) -> ClinicConfig:
         allowed = {member.value for member in AppointmentType} | {"default"}
-        for section, schedules in (("pre_session", self.pre_session), ("aftercare.check_ins", self.aftercare.check_ins)):
+        sections = (("pre_session", self.pre_session), ("aftercare.check_ins", self.aftercare.check_ins))
+        for section, schedules in sections:
             unknown = set(map(str, schedules)) - allowed
             if unknown:
                 raise ValueError(
@@ -113,7 +114,7 @@ class ClinicConfig(BaseModel):
         return self.locations.get(location_id)
 
 
-def _lookup(schedules: dict, appointment_type: str) -> Schedule | None:  # type: ignore[type-arg]
+def _lookup(schedules: dict[AppointmentType | str, Schedule], appointment_type: str) -> Schedule | None:
     by_name = {str(key): value for key, value in schedules.items()}
     return by_name.get(appointment_type, by_name.get("default"))
 

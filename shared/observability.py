@@ -8,9 +8,11 @@ from typing import Any
 
 import structlog
 from prometheus_client import Counter, Gauge, Histogram
+from structlog.typing import EventDict, FilteringBoundLogger
 
 SENSITIVE_KEYS = frozenset(
-    {"name", "patient_name", "first_name", "email", "phone", "recipient", "to", "from", "body", "text", "address", "reply", "reply_text", "note"}
+    {"name", "patient_name", "first_name", "email", "phone", "recipient", "to", "from", "body", "text", "address",
+     "reply", "reply_text", "note"}
 )
 _EMAIL = re.compile(r"[\w.+-]+@[\w-]+(\.[\w-]+)+")
 _PHONE = re.compile(r"\+\d{8,15}\b|\b\(?\d{3}\)?[\s.-]\d{3}[\s.-]\d{4}\b")
@@ -22,7 +24,7 @@ def redact_text(text: str) -> str:
     return _PHONE.sub(REDACTED, _EMAIL.sub(REDACTED, text))
 
 
-def redact_patient_data(_logger: Any, _method: str, event_dict: dict[str, Any]) -> dict[str, Any]:
+def redact_patient_data(_logger: Any, _method: str, event_dict: EventDict) -> EventDict:
     for key, value in list(event_dict.items()):
         if key in SENSITIVE_KEYS:
             event_dict[key] = REDACTED
@@ -50,8 +52,9 @@ def configure_logging(level: str = "INFO", json: bool = True) -> None:
     )
 
 
-def get_logger(name: str) -> structlog.stdlib.BoundLogger:
-    return structlog.get_logger(name)
+def get_logger(name: str) -> FilteringBoundLogger:
+    logger: FilteringBoundLogger = structlog.get_logger(name)
+    return logger
 
 
 DELIVERIES = Counter(

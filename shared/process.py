@@ -59,7 +59,7 @@ async def supervise(workers: Iterable[Worker], stop: asyncio.Event, health: Heal
         WORKER_UP.labels(health.service, worker.name).set(1)
     stopping = asyncio.create_task(stop.wait())
     done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-    died = [tasks[task] for task in done if task in tasks]
+    died = [worker for task, worker in tasks.items() if task in done]
     for worker in died:
         health.worker_died(worker.name)
     stop.set()
@@ -108,9 +108,11 @@ class EmbeddedHttpServer(uvicorn.Server):
         yield
 
 
-def embedded_http_server(app: object, host: str, port: int, run_lifespan: bool = False) -> EmbeddedHttpServer:
+def embedded_http_server(
+    app: Callable[..., Awaitable[None]], host: str, port: int, run_lifespan: bool = False
+) -> EmbeddedHttpServer:
     config = uvicorn.Config(
-        app, host=host, port=port, log_level="warning", access_log=False,  # type: ignore[arg-type]  # an ASGI app
+        app, host=host, port=port, log_level="warning", access_log=False,
         lifespan="on" if run_lifespan else "off",
     )
     return EmbeddedHttpServer(config)

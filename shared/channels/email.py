@@ -4,7 +4,7 @@ from __future__ import annotations
 import asyncio
 import email.message
 import email.utils
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import aiosmtplib
 
@@ -108,7 +108,7 @@ def build_mime_message(
     mime["From"] = sender
     mime["To"] = message.to
     mime["Subject"] = message.subject
-    mime["Date"] = email.utils.format_datetime(datetime.now(timezone.utc))
+    mime["Date"] = email.utils.format_datetime(datetime.now(UTC))
     mime["Message-ID"] = _message_id(message.message_id, id_domain)
     for name, value in message.headers.items():
         mime[name] = value

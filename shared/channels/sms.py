@@ -68,9 +68,10 @@ class TwilioSmsSender:
             raise classify_twilio_error(exc.status, exc.code) from exc
         except _NETWORK_FAILURES as exc:
             raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
-        if not created.sid:
+        sid: str | None = created.sid  # twilio ships no type information
+        if not sid:
             raise TransientDeliveryError("Twilio answered without a message sid")
-        return created.sid
+        return sid
 
     async def close(self) -> None:
         if self._http is not None:

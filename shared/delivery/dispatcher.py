@@ -150,7 +150,8 @@ class Dispatcher:
 
     async def _retry_or_give_up(self, delivery: Delivery, error: DeliveryError) -> None:
         if self.retry.gives_up_after(delivery.attempts):
-            await self._fail(delivery, PermanentDeliveryError(f"gave up after {delivery.attempts} attempts: {error.reason}", error.code))
+            reason = f"gave up after {delivery.attempts} attempts: {error.reason}"
+            await self._fail(delivery, PermanentDeliveryError(reason, error.code))
             return
         due_at = self.clock.now() + self.retry.delay_after(delivery.attempts)
         await self.ledger.retry_later(delivery.id, due_at, error.reason, error.code, self.clock.now())

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 from enum import StrEnum
-from typing import Annotated, Literal, Union
+from typing import Annotated, Any, Final, Literal
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
 from shared.events.patient import PatientContact
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 
 
 class AppointmentType(StrEnum):
@@ -81,13 +81,7 @@ class AppointmentNoShow(EventEnvelope):
 
 
 AppointmentEvent = Annotated[
-    Union[
-        AppointmentBooked,
-        AppointmentRescheduled,
-        AppointmentCancelled,
-        AppointmentCompleted,
-        AppointmentNoShow,
-    ],
+    AppointmentBooked | AppointmentRescheduled | AppointmentCancelled | AppointmentCompleted | AppointmentNoShow,
     Field(discriminator="event_type"),
 ]
 APPOINTMENT_EVENT_TYPES = (
@@ -105,5 +99,5 @@ def parse_appointment_event(raw: bytes | str) -> AppointmentEvent:
     return _event_adapter.validate_json(raw)
 
 
-def appointment_event_json_schema() -> dict:
+def appointment_event_json_schema() -> dict[str, Any]:
     return _event_adapter.json_schema()

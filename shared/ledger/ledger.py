@@ -4,8 +4,9 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates, is_postgres
@@ -13,7 +14,7 @@ from shared.ledger.model import OPEN_STATUSES, Delivery, DeliveryIntent, Deliver
 from shared.ledger.tables import deliveries
 
 
-def _row_to_delivery(row) -> Delivery:  # type: ignore[no-untyped-def]
+def _row_to_delivery(row: Row[Any]) -> Delivery:
     return Delivery(
         id=row.id,
         appointment_id=row.appointment_id,

@@ -3,20 +3,19 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import zlib
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import UTC, datetime
-
-import zlib
 
 import structlog
 from aiokafka.errors import KafkaError
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from shared.database import is_postgres
 from shared.observability import OUTBOX_PUBLISH_FAILURES, OUTBOX_PUBLISHED
 from shared.outbox.kafka_publisher import EventPublisher
 from shared.outbox.store import Outbox, OutboxMessage
-from shared.database import is_postgres
 
 log = structlog.get_logger("outbox.relay")
 
@@ -135,7 +134,8 @@ class OutboxRelay:
             try:
                 yield
             finally:
-                unlock = text("SELECT pg_advisory_unlock(:key)").bindparams(key=advisory_lock_key(self.outbox.table.name))
+                key = advisory_lock_key(self.outbox.table.name)
+                unlock = text("SELECT pg_advisory_unlock(:key)").bindparams(key=key)
                 with contextlib.suppress(Exception):
                     await connection.execute(unlock)
                     await connection.commit()

@@ -65,8 +65,10 @@ class Outbox:
                 topic=topic, key=key, value=event.model_dump_json(), headers=event_headers(event), created_at=now
             )
         )
-        (outbox_id,) = result.inserted_primary_key or (None,)
-        return int(outbox_id)
+        inserted = result.inserted_primary_key
+        if inserted is None:
+            raise RuntimeError("the database returned no id for the outbox row")
+        return int(inserted[0])
 
     async def oldest_unpublished(self, engine: AsyncEngine, limit: int) -> list[OutboxMessage]:
         async with engine.connect() as connection:

@@ -73,8 +73,8 @@ def plan_schedule(
     _require_aware("now", now)
     if deadline is not None:
         _require_aware("deadline", deadline)
-    for step_name, sent_at in already_sent.items():
-        _require_aware(f"already_sent[{step_name!r}]", sent_at)
+    for step_name, earlier in already_sent.items():
+        _require_aware(f"already_sent[{step_name!r}]", earlier)
 
     situation = _Situation(time_zone, quiet_hours, now.astimezone(UTC), deadline)
     planned: list[PlannedMessage] = []

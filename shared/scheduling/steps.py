@@ -8,7 +8,9 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, field_validator
 
-_OFFSET = re.compile(r"(?P<sign>[+-])?(?:(?P<days>\d+)d)?(?:(?P<hours>\d+)h)?(?:(?P<minutes>\d+)m)?(?:(?P<seconds>\d+)s)?")
+_OFFSET = re.compile(
+    r"(?P<sign>[+-])?(?:(?P<days>\d+)d)?(?:(?P<hours>\d+)h)?(?:(?P<minutes>\d+)m)?(?:(?P<seconds>\d+)s)?"
+)
 _SLUG = re.compile(r"[a-z][a-z0-9_]*")
 _OFFSET_EXAMPLES = "like '-48h', '-2h', '24h', '90m', '-1d' or '-1d2h' (days, hours, minutes, seconds in that order)"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
@@ -16,7 +16,8 @@ from shared.templates.formatting import (
 )
 
 TEMPLATES_DIR = Path(__file__).resolve().parent / "files"
-LOCALES = ("en-CA", "fr-CA")
+Locale = Literal["en-CA", "fr-CA"]
+LOCALES: tuple[Locale, ...] = get_args(Locale)
 EMAIL_PARTS = ("email.subject", "email.txt", "email.html")
 SMS_PARTS = ("sms",)
 
@@ -43,7 +44,7 @@ class TemplateCatalogue:
         self.root = root
         self.environment = Environment(
             loader=FileSystemLoader(str(root)),
-            autoescape=lambda name: bool(name) and name.endswith(".html.j2"),
+            autoescape=lambda name: name is not None and name.endswith(".html.j2"),
             undefined=StrictUndefined,
             trim_blocks=True,
             lstrip_blocks=True,
