@@ -30,7 +30,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from sandbox.smtp_sink import SmtpSink
-from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA  # noqa: E402
+from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.channels.email import SmtpEmailSender
 from shared.channels.sms import TwilioSmsSender
 from shared.clinic_config import load_clinic_config

@@ -25,7 +25,8 @@ def dead_letters(
     bootstrap_servers: BootstrapServers,
     topic: Annotated[str, typer.Option(help="The dead-letter topic.")] = APPOINTMENTS_DEAD_LETTER,
     limit: Annotated[int, typer.Option(min=1, help="Show the newest N.")] = 50,
-    show_body: Annotated[bool, typer.Option("--show-body", help="Also print each body (may hold patient data).")] = False,
+    show_body: Annotated[bool, typer.Option(
+        "--show-body", help="Also print each body (may hold patient data).")] = False,
 ) -> None:
     """Read a dead-letter topic without joining a consumer group: offset, time, key, reason, source."""
     try:

@@ -7,11 +7,11 @@ import typer
 from rich.table import Table
 from rich.text import Text
 
-from shared.ledger.reports import LedgerStatus, ledger_status, scheduled
 from cli.options import DEFAULT_CONFIG, ClinicConfigFile, DatabaseUrl
 from cli.output import local_time, stdout
 from cli.reading import clinic_time_zone, read_database
 from shared.ledger.model import Delivery
+from shared.ledger.reports import LedgerStatus, ledger_status, scheduled
 from shared.observability import redact_text
 
 T = TypeVar("T")
@@ -28,7 +28,8 @@ def register(app: typer.Typer) -> None:
 def show_scheduled(
     database_url: DatabaseUrl,
     limit: Annotated[int, typer.Option(min=1, help="At most this many rows.")] = 50,
-    appointment: Annotated[str | None, typer.Option(help="Every message of this appointment id, in any status.")] = None,
+    appointment: Annotated[str | None, typer.Option(
+        help="Every message of this appointment id, in any status.")] = None,
     clinic_config: ClinicConfigFile = DEFAULT_CONFIG,
 ) -> None:
     """What is scheduled: due time (clinic time), appointment, step, channel, template, status, attempts."""

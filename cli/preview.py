@@ -11,11 +11,11 @@ import typer
 from pydantic import ValidationError
 from rich.table import Table
 
-from shared.channels.messages import EmailMessage
 from cli.options import DEFAULT_CONFIG, ClinicConfigFile
 from cli.output import fail, stdout
 from cli.sample_delivery import delivery_for_event, sample_delivery
 from cli.sms_segments import sms_size
+from shared.channels.messages import EmailMessage
 from shared.clinic_config import ClinicConfig, ClinicConfigError, load_clinic_config
 from shared.consumer import describe_validation_error
 from shared.delivery.compose import MessageComposer
@@ -25,16 +25,13 @@ from shared.events.appointment import (
     parse_appointment_event,
 )
 from shared.links import PatientLinks
-from shared.templates.catalogue import LOCALES, TemplateCatalogue
+from shared.templates.catalogue import LOCALES, Locale, TemplateCatalogue
 from shared.templates.sample import SAMPLE_BASE_URL
 
 
 class Channel(StrEnum):
     email = "email"
     sms = "sms"
-
-
-Locale = StrEnum("Locale", {locale.replace("-", "_"): locale for locale in LOCALES})  # type: ignore[misc]
 
 
 def register(app: typer.Typer) -> None:
@@ -44,14 +41,19 @@ def register(app: typer.Typer) -> None:
 def preview(
     template: Annotated[str | None, typer.Argument(help="Template name, e.g. confirmation.")] = None,
     channel: Annotated[Channel, typer.Option(help="Which channel's version.")] = Channel.sms,
-    locale: Annotated[Locale, typer.Option(help="The patient's language.")] = Locale("en-CA"),  # type: ignore[assignment]
-    appointment_type: Annotated[AppointmentType, typer.Option("--type", help="The visit's treatment.")] = AppointmentType.DRY_NEEDLING,
-    starts_at: Annotated[str | None, typer.Option(help="Visit start, ISO 8601; clinic time if no offset. Default: 10:00 in a week.")] = None,
-    out: Annotated[Path | None, typer.Option(file_okay=False, help="Also write the files sent (.html, .ics) here.")] = None,
+    locale: Annotated[Locale, typer.Option(help="The patient's language.")] = "en-CA",
+    appointment_type: Annotated[AppointmentType, typer.Option("--type", help="The visit's treatment.")] = (
+        AppointmentType.DRY_NEEDLING
+    ),
+    starts_at: Annotated[str | None, typer.Option(
+        help="Visit start, ISO 8601; clinic time if no offset. Default: 10:00 in a week.")] = None,
+    out: Annotated[Path | None, typer.Option(
+        file_okay=False, help="Also write the files sent (.html, .ics) here.")] = None,
     list_templates: Annotated[bool, typer.Option("--list", help="List the templates and their channels.")] = False,
-    event_file: Annotated[Path | None, typer.Option("--event", exists=True, dir_okay=False,
-                                                     help="Render for this appointment event (JSON, as published) "
-                                                          "instead of sample data; its patient's language wins.")] = None,
+    event_file: Annotated[Path | None, typer.Option(
+        "--event", exists=True, dir_okay=False,
+        help="Render for this appointment event (JSON, as published) instead of sample data; "
+             "its patient's language wins.")] = None,
     clinic_config: ClinicConfigFile = DEFAULT_CONFIG,
 ) -> None:
     """Render a message template exactly as a patient (or the on-call clinician) receives it."""
@@ -62,10 +64,10 @@ def preview(
     if template is None:
         fail("give a TEMPLATE to preview, or --list to see them")
     event = _read_event(event_file) if event_file else None
-    language = event.patient.locale if event else locale.value
+    language = event.patient.locale if event else locale
     if (language, template, channel.value) not in catalogue.available():
         known = sorted({name for _, name, kind in catalogue.available() if kind == channel.value})
-        fail(f"no {channel.value} template {template!r} in {locale.value}; known: {', '.join(known)}")
+        fail(f"no {channel.value} template {template!r} in {locale}; known: {', '.join(known)}")
     clinic = _load(clinic_config)
     start = _parse_start(starts_at, clinic.clinic.time_zone)
     composer = MessageComposer(catalogue, clinic, PatientLinks(SAMPLE_BASE_URL, "preview-only"))
@@ -105,7 +107,8 @@ def _print_catalogue(catalogue: TemplateCatalogue) -> None:
     available = catalogue.available()
     table = Table("template", *(f"{locale} channels" for locale in LOCALES))
     for name in sorted({name for _, name, _ in available}):
-        channels = [sorted(kind for where, what, kind in available if (where, what) == (locale, name)) for locale in LOCALES]
+        channels = [sorted(kind for where, what, kind in available if (where, what) == (locale, name))
+                    for locale in LOCALES]
         table.add_row(name, *(", ".join(kinds) for kinds in channels))
     stdout().print(table)
 

@@ -29,6 +29,14 @@ class ReceivedMail:
     raw: bytes
     received_at: float = field(default_factory=time.time)
 
+    def body(self, subtype: str = "plain") -> str:
+        """The text of the body part of this subtype ("plain" or "html")."""
+        part = self.message.get_body((subtype,))
+        if part is None:
+            raise LookupError(f"the mail has no text/{subtype} part")
+        text: str = part.get_content()
+        return text
+
 
 class SmtpSink:
     """Accepts every mail on loopback and keeps it in memory (and as .eml files in `maildir`)."""

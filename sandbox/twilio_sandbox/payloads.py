@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from typing import Any
 
@@ -43,7 +43,7 @@ def is_e164(number: str) -> bool:
 
 def twilio_date(moment: datetime | None = None) -> str:
     """RFC 2822, as Twilio writes dates in the 2010-04-01 API."""
-    return format_datetime(moment or datetime.now(timezone.utc), usegmt=True)
+    return format_datetime(moment or datetime.now(UTC), usegmt=True)
 
 
 def error_body(code: int, status: int, message: str | None = None) -> dict[str, Any]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 import itertools
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,8 +32,8 @@ class Patient:
     patient_id: str = ""
 
     def contact(self, sms: bool = True, email: bool = True) -> dict[str, Any]:
-        return {"patient_id": self.patient_id or f"pt-{self.email.split('@')[0]}", "name": self.name, "email": self.email,
-                "phone": self.phone, "locale": self.locale, "time_zone": "America/Toronto",
+        return {"patient_id": self.patient_id or f"pt-{self.email.split('@')[0]}", "name": self.name,
+                "email": self.email, "phone": self.phone, "locale": self.locale, "time_zone": "America/Toronto",
                 "consent": {"email": email, "sms": sms}}
 
 
@@ -50,7 +50,8 @@ class System:
 
     def new_patient(self, locale: str = "en-CA") -> Patient:
         tag = uuid.uuid4().hex[:8]
-        return Patient(f"Alex Tremblay-{tag}", f"alex.{tag}@example.com", f"+1416555{next(_phone_suffixes):04d}", locale)
+        phone = f"+1416555{next(_phone_suffixes):04d}"
+        return Patient(f"Alex Tremblay-{tag}", f"alex.{tag}@example.com", phone, locale)
 
     def post(self, path: str, body: dict[str, Any], idempotency_key: str | None = None) -> httpx.Response:
         headers = {"X-API-Key": API_KEY} | ({"Idempotency-Key": idempotency_key} if idempotency_key else {})
@@ -76,7 +77,9 @@ def in_days(days: float) -> datetime:
     return (datetime.now(UTC) + timedelta(days=days)).replace(microsecond=0)
 
 
-def service_env(kafka: KafkaServer, sink: SmtpSink, twilio: TwilioSandbox, tmp: Path, aftercare_port: int) -> dict[str, str]:
+def service_env(
+    kafka: KafkaServer, sink: SmtpSink, twilio: TwilioSandbox, tmp: Path, aftercare_port: int
+) -> dict[str, str]:
     return {
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "CLINIC_CONFIG_FILE": str(CLINIC_CONFIG),
@@ -143,7 +146,9 @@ def show_service_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[Non
 
 
 @pytest.hookimpl(wrapper=True, tryfirst=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
     report = yield
     setattr(item, f"rep_{report.when}", report)
     return report

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.e2e.arrivals import arrivals, wait_for_count, wait_until
+from tests.e2e.arrivals import Arrival, arrivals, wait_for_count, wait_until
 from tests.e2e.conftest import System
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
@@ -20,7 +20,7 @@ def starting_in(seconds: float) -> datetime:
     return datetime.fromtimestamp(time.time() + seconds, UTC).replace(microsecond=0)
 
 
-def texts(found, channel: str) -> list[str]:  # type: ignore[no-untyped-def]
+def texts(found: list[Arrival], channel: str) -> list[str]:
     return [arrival.text for arrival in found if arrival.channel == channel]
 
 
@@ -29,7 +29,8 @@ def test_guidance_and_reminders_arrive_at_their_times_in_the_patients_language(s
     start = starting_in(16)
     system.book(patient, start)
     found = wait_for_count(system, patient, 5, timeout=30)
-    due = {"guidance": start.timestamp() - 12, "reminder_24h": start.timestamp() - 8, "reminder_2h": start.timestamp() - 4}
+    due = {"guidance": start.timestamp() - 12, "reminder_24h": start.timestamp() - 8,
+           "reminder_2h": start.timestamp() - 4}
 
     emails = [a for a in found if a.channel == "email"]
     sms = [a for a in found if a.channel == "sms"]
@@ -58,7 +59,7 @@ def test_a_reschedule_moves_every_pending_message_to_the_new_time_and_none_arriv
     after = wait_for_count(system, patient, 7, timeout=30)
     scheduled = after[4:]
     assert [a.channel for a in scheduled] == ["email", "sms", "sms"]
-    for arrival, offset in zip(scheduled, (12, 8, 4)):
+    for arrival, offset in zip(scheduled, (12, 8, 4), strict=True):
         assert arrival.at == pytest.approx(new_start.timestamp() - offset + ON_TIME / 2, abs=ON_TIME / 2 + 0.2)
     wait_until(new_start.timestamp() + 2)
     assert len(arrivals(system, patient)) == 7

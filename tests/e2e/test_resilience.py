@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from aiokafka.structs import TopicPartition
+from aiokafka.structs import ConsumerRecord, TopicPartition
 
 from shared.topics import APPOINTMENTS, APPOINTMENTS_DEAD_LETTER
 from tests.e2e.conftest import System, in_days
@@ -27,14 +27,16 @@ async def publish_raw(bootstrap: str, key: bytes, value: bytes) -> None:
         await producer.stop()
 
 
-async def dead_letters_with_key(bootstrap: str, key: bytes, expected: int, timeout: float = 20.0) -> list:  # type: ignore[type-arg]
+async def dead_letters_with_key(
+    bootstrap: str, key: bytes, expected: int, timeout: float = 20.0
+) -> list[ConsumerRecord]:
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, enable_auto_commit=False)
     await consumer.start()
     try:
         partition = TopicPartition(APPOINTMENTS_DEAD_LETTER, 0)
         consumer.assign([partition])
         await consumer.seek_to_beginning(partition)
-        found = []
+        found: list[ConsumerRecord] = []
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
         while loop.time() < deadline and len(found) < expected:
@@ -68,7 +70,7 @@ async def test_a_malformed_event_goes_to_the_dead_letter_topic_with_its_reason_a
     assert "patient.email" in details and "sequence" in details and "json" in details.lower()
     assert "not-an-email" not in details  # the reason names the field, never the patient's value
 
-    assert wait_for_mails(system.sink, good.patient.email, 1)
+    assert good.patient.email is not None and wait_for_mails(system.sink, good.patient.email, 1)
 
 
 def test_a_notifier_killed_between_two_bookings_confirms_both_exactly_once(system: System) -> None:

@@ -54,7 +54,8 @@ async def commit(bootstrap: str, group: str, partition: TopicPartition, offset: 
 
 
 def table_rows(output: str) -> list[list[str]]:
-    return [[cell.strip() for cell in line.strip("│ ").split("│")] for line in output.splitlines() if line.startswith("│")]
+    return [[cell.strip() for cell in line.strip("│ ").split("│")]
+            for line in output.splitlines() if line.startswith("│")]
 
 
 def test_a_dead_letter_shows_its_reason_and_source_but_not_its_body(kafka: KafkaServer, unique_id: str) -> None:

@@ -1,8 +1,10 @@
 """SmtpEmailSender against a real SMTP server on loopback (the sandbox sink)."""
 from __future__ import annotations
 
+import dataclasses
 import email.message
 from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import pytest
 
@@ -37,19 +39,18 @@ async def sender(sink: SmtpSink) -> AsyncIterator[SmtpEmailSender]:
     await smtp.close()
 
 
-def appointment_email(**overrides: object) -> EmailMessage:
-    fields: dict[str, object] = {
-        "to": "patient@example.org",
-        "subject": "Your appointment on Tuesday",
-        "text": "See you Tuesday at 10:00. Arrivez 10 minutes à l'avance.",
-        "html": "<p>See you <b>Tuesday</b> at 10:00.</p>",
-        "attachments": (
+def appointment_email(**overrides: Any) -> EmailMessage:
+    email = EmailMessage(
+        to="patient@example.org",
+        subject="Your appointment on Tuesday",
+        text="See you Tuesday at 10:00. Arrivez 10 minutes à l'avance.",
+        html="<p>See you <b>Tuesday</b> at 10:00.</p>",
+        attachments=(
             Attachment("appointment.ics", INVITE, "text/calendar; method=REQUEST; charset=UTF-8"),
         ),
-        "headers": {"List-Unsubscribe": "<https://clinic.example/u/abc>"},
-    }
-    fields.update(overrides)
-    return EmailMessage(**fields)  # type: ignore[arg-type]
+        headers={"List-Unsubscribe": "<https://clinic.example/u/abc>"},
+    )
+    return dataclasses.replace(email, **overrides)
 
 
 def by_id(message_id: str) -> Callable[[ReceivedMail], bool]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import asyncpg
 import pytest
 
@@ -32,7 +31,7 @@ async def test_a_written_row_reads_back(postgres: PostgresServer) -> None:
         row = await connection.fetchrow("select patient, channel from deliveries")
     finally:
         await connection.close()
-    assert dict(row) == {"patient": "patient-1", "channel": "sms"}
+    assert row is not None and dict(row) == {"patient": "patient-1", "channel": "sms"}
 
 
 def test_the_async_url_names_the_asyncpg_driver(postgres: PostgresServer) -> None:

@@ -22,9 +22,8 @@ REMINDER = SmsMessage(to=PATIENT, body="Reminder: your appointment is tomorrow a
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator[httpx.Client]:
-    with BackgroundServer(create_app(ACCOUNT_SID, AUTH_TOKEN)) as server:
-        with httpx.Client(base_url=server.url) as control:
-            yield control
+    with BackgroundServer(create_app(ACCOUNT_SID, AUTH_TOKEN)) as server, httpx.Client(base_url=server.url) as control:
+        yield control
 
 
 @pytest.fixture(autouse=True)

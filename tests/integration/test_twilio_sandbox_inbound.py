@@ -72,9 +72,8 @@ def webhook() -> Iterator[tuple[Webhook, str]]:
 @pytest.fixture(scope="module")
 def sandbox(webhook: tuple[Webhook, str]) -> Iterator[httpx.Client]:
     app = create_app(ACCOUNT_SID, AUTH_TOKEN, inbound_webhook_url=webhook[1])
-    with BackgroundServer(app) as server:
-        with httpx.Client(base_url=server.url, timeout=20.0) as control:
-            yield control
+    with BackgroundServer(app) as server, httpx.Client(base_url=server.url, timeout=20.0) as control:
+        yield control
 
 
 @pytest.fixture

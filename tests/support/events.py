@@ -36,8 +36,10 @@ def details(starts_at: datetime, type: AppointmentType = AppointmentType.DRY_NEE
     )
 
 
-def booked(appointment_id: str, starts_at: datetime, sequence: int = 1, occurred_at: datetime | None = None,
-           who: PatientContact | None = None, type: AppointmentType = AppointmentType.DRY_NEEDLING) -> AppointmentBooked:
+def booked(
+    appointment_id: str, starts_at: datetime, sequence: int = 1, occurred_at: datetime | None = None,
+    who: PatientContact | None = None, type: AppointmentType = AppointmentType.DRY_NEEDLING,
+) -> AppointmentBooked:
     return AppointmentBooked(
         occurred_at=occurred_at or datetime.now(UTC), appointment_id=appointment_id, sequence=sequence,
         location_id="downtown", patient=who or patient(), appointment=details(starts_at, type),

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -57,7 +59,8 @@ def test_a_confirmation_email_preview_writes_its_html_and_its_calendar_invitatio
 
 
 def test_a_preview_for_a_given_appointment_uses_its_details_and_its_patients_language(tmp_path: Path) -> None:
-    event = booked("apt-777", datetime(2026, 12, 3, 15, 30, tzinfo=UTC), who=patient(locale="fr-CA", name="Marie Gagnon"))
+    who = patient(locale="fr-CA", name="Marie Gagnon")
+    event = booked("apt-777", datetime(2026, 12, 3, 15, 30, tzinfo=UTC), who=who)
     event_file = tmp_path / "event.json"
     event_file.write_text(event.model_dump_json())
 
@@ -109,7 +112,7 @@ def test_segments_follow_the_encoding_the_text_needs(text: str, encoding: str, s
 # --- check-config ---
 
 
-def broken_copy(tmp_path: Path, change) -> Path:  # type: ignore[no-untyped-def]
+def broken_copy(tmp_path: Path, change: Callable[[dict[str, Any]], None]) -> Path:
     config = yaml.safe_load(CLINIC_YAML.read_text(encoding="utf-8"))
     change(config)
     path = tmp_path / "clinic.yaml"
@@ -124,7 +127,7 @@ def test_the_deployed_clinic_config_passes() -> None:
 
 
 def test_a_step_naming_an_unknown_template_fails_with_the_step_and_the_template(tmp_path: Path) -> None:
-    def unknown_template(config: dict) -> None:  # type: ignore[type-arg]
+    def unknown_template(config: dict[str, Any]) -> None:
         config["pre_session"]["dry_needling"]["steps"][1]["template"] = "reminder_typo"
 
     code, output = run("check-config", str(broken_copy(tmp_path, unknown_template)))
@@ -133,7 +136,7 @@ def test_a_step_naming_an_unknown_template_fails_with_the_step_and_the_template(
 
 
 def test_an_unreadable_offset_fails_naming_the_field(tmp_path: Path) -> None:
-    def bad_offset(config: dict) -> None:  # type: ignore[type-arg]
+    def bad_offset(config: dict[str, Any]) -> None:
         config["aftercare"]["check_ins"]["dry_needling"]["steps"][0]["offset"] = "tomorrow"
 
     code, output = run("check-config", str(broken_copy(tmp_path, bad_offset)))

@@ -1,13 +1,15 @@
 """How a consumer treats one event: commit after success, retry what can recover, dead-letter the rest."""
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from sqlalchemy.exc import OperationalError
 
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, EventHandler
+from shared.events.appointment import AppointmentEvent
 from shared.topics import APPOINTMENTS, APPOINTMENTS_DEAD_LETTER
 from tests.support.events import booked, in_hours
 
@@ -41,18 +43,19 @@ class Broker:
         self.published.append({"topic": topic, "key": key, "headers": headers, "body": body})
 
 
-def consumer(broker: Broker, handle) -> EventConsumer:  # type: ignore[no-untyped-def]
-    return EventConsumer(service="test", group_id="notifier", broker=broker, handle=handle,  # type: ignore[arg-type]
-                         retry_pause_seconds=0)
+def consumer(broker: Broker, handle: EventHandler) -> Callable[[Message], Awaitable[None]]:
+    reader = EventConsumer(service="test", group_id="notifier", broker=broker,  # type: ignore[arg-type]  # fake broker
+                           handle=handle, retry_pause_seconds=0)
+    return reader  # type: ignore[return-value]  # Message has the parts of a KafkaMessage the consumer reads
 
 
 GOOD = booked("apt-1", in_hours(30)).model_dump_json().encode()
 
 
 async def test_a_handled_event_is_committed() -> None:
-    handled = []
+    handled: list[str] = []
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event: AppointmentEvent) -> None:
         handled.append(event.appointment_id)
 
     message = Message(GOOD)
@@ -63,7 +66,7 @@ async def test_a_handled_event_is_committed() -> None:
 async def test_a_database_outage_is_retried_for_as_long_as_it_lasts() -> None:
     broker = Broker()
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event: AppointmentEvent) -> None:
         raise OperationalError("INSERT ...", {}, Exception("connection refused"))
 
     reader = consumer(broker, handle)
@@ -76,7 +79,7 @@ async def test_a_database_outage_is_retried_for_as_long_as_it_lasts() -> None:
 async def test_an_event_that_keeps_breaking_the_handler_is_dead_lettered_and_the_partition_moves_on() -> None:
     broker = Broker()
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event: AppointmentEvent) -> None:
         raise KeyError("a defect")
 
     reader = consumer(broker, handle)
@@ -95,7 +98,7 @@ async def test_an_event_that_keeps_breaking_the_handler_is_dead_lettered_and_the
 async def test_an_invalid_event_is_dead_lettered_at_once(body: bytes) -> None:
     broker = Broker()
 
-    async def handle(event) -> None:  # type: ignore[no-untyped-def]
+    async def handle(event: AppointmentEvent) -> None:
         raise AssertionError("never handed an invalid event")
 
     message = Message(body)

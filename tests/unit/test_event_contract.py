@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 from pydantic import ValidationError
@@ -34,7 +35,7 @@ def test_an_event_survives_its_wire_form() -> None:
         ({"appointment_id": "has spaces"}, "appointment_id"),
     ],
 )
-def test_an_invalid_event_is_refused_naming_the_field(change: dict, field: str) -> None:  # type: ignore[type-arg]
+def test_an_invalid_event_is_refused_naming_the_field(change: dict[str, Any], field: str) -> None:
     wire = json.loads(booked("apt-1", in_hours(30)).model_dump_json()) | change
     with pytest.raises(ValidationError) as refusal:
         parse_appointment_event(json.dumps(wire))

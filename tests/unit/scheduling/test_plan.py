@@ -212,7 +212,8 @@ def test_a_time_without_a_zone_is_refused(field: str) -> None:
     moments[field] = moments[field].replace(tzinfo=None)
 
     with pytest.raises(ValueError, match=f"{field} must be timezone-aware"):
-        plan_schedule(DRY_NEEDLING, time_zone=TORONTO, quiet_hours=QuietHours(), **moments)
+        plan_schedule(DRY_NEEDLING, time_zone=TORONTO, quiet_hours=QuietHours(), anchor=moments["anchor"],
+                      now=moments["now"], deadline=moments["deadline"])
 
 
 # Where a clock change meets the edge of quiet hours: rare, but a text must still never go out at night.

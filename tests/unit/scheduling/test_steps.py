@@ -50,7 +50,7 @@ def test_offsets_are_written_back_in_the_clinics_notation() -> None:
 
 
 def test_a_step_name_appearing_twice_in_a_schedule_is_refused_by_name() -> None:
-    with pytest.raises(ValidationError, match="unique.*repeated: guidance_48h"):
+    with pytest.raises(ValidationError, match=r"unique.*repeated: guidance_48h"):
         Schedule.model_validate(
             {"steps": [step(name="guidance_48h"), step(name="reminder_2h"), step(name="guidance_48h")]}
         )
