@@ -93,7 +93,7 @@ def service_env(
         "TWILIO_FROM_NUMBER": CLINIC_NUMBER,
         "TWILIO_API_BASE_URL": twilio.url,
         "PATIENT_WEB_URL": f"http://127.0.0.1:{aftercare_port}",
-        "LINK_SECRET": "e2e-link-secret",
+        "LINK_SECRET": "e2e-link-secret-of-at-least-32-bytes",
         "RETRY_FIRST_DELAY_SECONDS": "0.5",
         "BOOKING_API_KEYS": API_KEY,
         "BOOKING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/booking.db",

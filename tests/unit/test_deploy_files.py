@@ -143,7 +143,7 @@ def test_docker_compose_accepts_the_file() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "LINK_SECRET": "test-link-secret"},
+        env={**os.environ, "LINK_SECRET": "compose-test-link-secret-32-bytes-long"},
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
