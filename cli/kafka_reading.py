@@ -5,20 +5,29 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import GroupCoordinatorNotAvailableError
 from aiokafka.structs import OffsetAndMetadata
 
+from shared.kafka_security import kafka_client_kwargs
+from shared.settings import KafkaSettings
+
 READ_TIMEOUT_S = 30.0
 COORDINATOR_ATTEMPTS = 5  # a fresh broker creates its offsets topic on the first group lookup
+
+
+def _connection(bootstrap_servers: str) -> dict[str, Any]:
+    """The address operators gave, secured as the services are (KAFKA_SECURITY_PROTOCOL, KAFKA_SASL_*, ...)."""
+    return kafka_client_kwargs(KafkaSettings(bootstrap_servers=bootstrap_servers))
 
 
 @asynccontextmanager
 async def standalone_consumer(bootstrap_servers: str) -> AsyncIterator[AIOKafkaConsumer]:
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False, request_timeout_ms=10_000
+        **_connection(bootstrap_servers), group_id=None, enable_auto_commit=False, request_timeout_ms=10_000
     )
     await consumer.start()
     try:
@@ -29,7 +38,7 @@ async def standalone_consumer(bootstrap_servers: str) -> AsyncIterator[AIOKafkaC
 
 @asynccontextmanager
 async def admin_client(bootstrap_servers: str) -> AsyncIterator[AIOKafkaAdminClient]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=10_000)
+    admin = AIOKafkaAdminClient(**_connection(bootstrap_servers), request_timeout_ms=10_000)
     await admin.start()
     try:
         yield admin

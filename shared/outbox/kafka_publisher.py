@@ -8,7 +8,9 @@ from typing import Protocol
 
 from aiokafka import AIOKafkaProducer
 
+from shared.kafka_security import kafka_client_kwargs
 from shared.outbox.store import OutboxMessage
+from shared.settings import KafkaSettings
 
 
 @dataclass(frozen=True)
@@ -26,9 +28,10 @@ class EventPublisher(Protocol):
 class KafkaEventPublisher:
     """One long-lived idempotent producer (acks=all), recreated after a failure."""
 
-    def __init__(self, bootstrap_servers: str, client_id: str = "clinic-notify-outbox",
+    def __init__(self, kafka: KafkaSettings | str, client_id: str = "clinic-notify-outbox",
                  request_timeout_ms: int = 15_000) -> None:
-        self.bootstrap_servers = bootstrap_servers
+        # A bare address stands for the KafkaSettings of the environment with that address.
+        self.kafka = KafkaSettings(bootstrap_servers=kafka) if isinstance(kafka, str) else kafka
         self.client_id = client_id
         self.request_timeout_ms = request_timeout_ms
         self._producer: AIOKafkaProducer | None = None
@@ -70,7 +73,7 @@ class KafkaEventPublisher:
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:
             producer = AIOKafkaProducer(
-                bootstrap_servers=self.bootstrap_servers,
+                **kafka_client_kwargs(self.kafka),
                 client_id=self.client_id,
                 enable_idempotence=True,
                 acks="all",
