@@ -35,12 +35,12 @@ class PatientLinks:
         digest = hashlib.sha256(f"clinic-notify:{purpose}:{self.secret}".encode()).digest()
         return Fernet(base64.urlsafe_b64encode(digest))
 
-    def sign(self, purpose: str, payload: dict[str, Any], issued_at: datetime | None = None) -> str:
+    def encrypt_token(self, purpose: str, payload: dict[str, Any], issued_at: datetime | None = None) -> str:
         data = json.dumps(payload, separators=(",", ":")).encode()
         moment = int(issued_at.timestamp()) if issued_at else int(time.time())
         return self._fernet(purpose).encrypt_at_time(data, moment).decode()
 
-    def read(self, purpose: str, token: str, max_age: timedelta) -> dict[str, Any]:
+    def decrypt_token(self, purpose: str, token: str, max_age: timedelta) -> dict[str, Any]:
         fernet = self._fernet(purpose)
         try:
             data = fernet.decrypt(token.encode())
@@ -53,16 +53,17 @@ class PatientLinks:
         return payload
 
     def unsubscribe_url(self, channel: str, address: str, locale: str = "en-CA") -> str:
-        token = self.sign("unsubscribe", {"channel": channel, "address": address, "locale": locale})
+        token = self.encrypt_token("unsubscribe", {"channel": channel, "address": address, "locale": locale})
         return f"{self.base_url.rstrip('/')}/unsubscribe/{token}"
 
     def check_in_url(self, check_in_id: str) -> str:
-        token = self.sign("check-in", {"check_in": check_in_id})
+        token = self.encrypt_token("check-in", {"check_in": check_in_id})
         return f"{self.base_url.rstrip('/')}/check-in/{token}"
 
     def score_urls(self, check_in_id: str) -> list[dict[str, Any]]:
         base = self.base_url.rstrip("/")
-        return [
-            {"score": score, "url": f"{base}/check-in/{self.sign('check-in', {'check_in': check_in_id, 'score': score})}"}
-            for score in range(11)
-        ]
+        urls = []
+        for score in range(11):
+            token = self.encrypt_token("check-in", {"check_in": check_in_id, "score": score})
+            urls.append({"score": score, "url": f"{base}/check-in/{token}"})
+        return urls

@@ -35,13 +35,13 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
 
     def claims_of(purpose: str, token: str, validity: timedelta) -> dict[str, Any] | None:
         try:
-            return links.read(purpose, token, validity)
+            return links.decrypt_token(purpose, token, validity)
         except InvalidLink:
             return None
 
     def note_form(check_in_id: str, locale: str) -> dict[str, str]:
         words = pages.words(locale)
-        token = links.sign("check-in", {"check_in": check_in_id})
+        token = links.encrypt_token("check-in", {"check_in": check_in_id})
         return {"action": f"/check-in/{token}/note", "label": words["note_label"], "submit": words["note_submit"]}
 
     def escalated(outcome: AnswerOutcome | None) -> bool:

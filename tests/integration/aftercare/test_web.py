@@ -63,7 +63,7 @@ def path_of(url: str) -> str:
 
 
 def a_link_from_eight_days_ago(aftercare: Aftercare, payload: dict[str, object]) -> str:
-    return aftercare.links.sign("check-in", payload, issued_at=datetime.now(UTC) - timedelta(days=8))
+    return aftercare.links.encrypt_token("check-in", payload, issued_at=datetime.now(UTC) - timedelta(days=8))
 
 
 async def a_visit_at_round_1(aftercare: Aftercare, **who: object) -> str:
@@ -170,7 +170,7 @@ async def test_the_check_in_page_offers_every_score_from_0_to_10(aftercare: Afte
     offered = re.findall(r'<a class="score" href="([^"]+)">(\d+)</a>', response.text)
     assert [int(score) for _, score in offered] == list(range(11))
     for url, score in offered:
-        assert aftercare.links.read("check-in", url.rsplit("/", 1)[1], timedelta(days=1)) == {
+        assert aftercare.links.decrypt_token("check-in", url.rsplit("/", 1)[1], timedelta(days=1)) == {
             "check_in": check_in, "score": int(score)}
     assert await aftercare.replies() == []
 
@@ -188,7 +188,7 @@ async def test_a_note_about_numbness_sent_from_the_page_alerts_the_clinician(
     aftercare: Aftercare, web: httpx.AsyncClient,
 ) -> None:
     check_in = await a_visit_at_round_1(aftercare)
-    token = aftercare.links.sign("check-in", {"check_in": check_in})
+    token = aftercare.links.encrypt_token("check-in", {"check_in": check_in})
 
     response = await web.post(f"/check-in/{token}/note", data={"note": "numbness in my arm"})
 
@@ -210,8 +210,8 @@ async def test_a_tampered_score_link_shows_an_expired_page_and_records_nothing(
     aftercare: Aftercare, web: httpx.AsyncClient,
 ) -> None:
     check_in = await a_visit_at_round_1(aftercare)
-    genuine = aftercare.links.sign("check-in", {"check_in": check_in, "score": 2})
-    forged = PatientLinks(aftercare.links.base_url, "a-guessed-secret").sign(
+    genuine = aftercare.links.encrypt_token("check-in", {"check_in": check_in, "score": 2})
+    forged = PatientLinks(aftercare.links.base_url, "a-guessed-secret").encrypt_token(
         "check-in", {"check_in": check_in, "score": 0})
 
     for token in (genuine[:-3] + ("AAA" if not genuine.endswith("AAA") else "BBB"), forged):
@@ -256,7 +256,7 @@ async def test_confirming_unsubscribes_the_address_in_the_patients_language(
 
 
 async def test_a_tampered_unsubscribe_link_unsubscribes_no_one(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
-    forged = PatientLinks(aftercare.links.base_url, "a-guessed-secret").sign(
+    forged = PatientLinks(aftercare.links.base_url, "a-guessed-secret").encrypt_token(
         "unsubscribe", {"channel": "email", "address": "alex.tremblay@example.com", "locale": "en-CA"})
 
     response = await web.post(f"/unsubscribe/{forged}")
