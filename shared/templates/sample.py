@@ -59,7 +59,7 @@ def _extra(template: str, appointment_type: str) -> dict[str, Any]:
             "reply_text": "not sure, kind of sore",
             "score": None,
             "previous_score": None,
-            "reasons": ["unreadable_twice"],
+            "reasons": ["no_score:unreadable", "unreadable_replies:2"],
         }
     return {}
 
