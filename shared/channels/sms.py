@@ -23,12 +23,6 @@ TRANSIENT_TWILIO_CODES: frozenset[int] = frozenset(
         30003,  # handset unreachable: try again later
     }
 )
-# Named because they matter to callers; they are permanent like any unlisted 4xx code.
-OPTED_OUT = 21610
-INVALID_TO_NUMBER = 21211
-NOT_A_MOBILE_NUMBER = 21614
-UNKNOWN_DESTINATION = 30005
-CARRIER_FILTERED = 30007
 
 _NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
 
@@ -43,7 +37,6 @@ class TwilioSmsSender:
         from_number: str | None = None,
         messaging_service_sid: str | None = None,
         api_base_url: str | None = None,
-        status_callback: str | None = None,
         timeout: float = 10.0,
     ) -> None:
         if not (from_number or messaging_service_sid):
@@ -53,7 +46,6 @@ class TwilioSmsSender:
         self._from_number = from_number
         self._messaging_service_sid = messaging_service_sid
         self._api_base_url = api_base_url
-        self._status_callback = status_callback
         self._timeout = timeout
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
@@ -94,8 +86,6 @@ class TwilioSmsSender:
             params["from_"] = self._from_number
         if self._messaging_service_sid:
             params["messaging_service_sid"] = self._messaging_service_sid
-        if self._status_callback:
-            params["status_callback"] = self._status_callback
         return params
 
 

@@ -13,6 +13,7 @@ from twilio.request_validator import RequestValidator
 
 from sandbox.serving import BackgroundServer
 from sandbox.twilio_sandbox import create_app
+from sandbox.twilio_sandbox.payloads import API_VERSION
 from shared.channels.messages import PermanentDeliveryError, SmsMessage
 from shared.channels.sms import TwilioSmsSender
 
@@ -166,14 +167,13 @@ async def test_a_sent_text_reports_sent_then_delivered_to_its_status_callback(
     hook: Webhook, webhook: tuple[Webhook, str], sandbox: httpx.Client
 ) -> None:
     status_url = webhook[1].replace("/sms/inbound", "/sms/status")
-    sms = TwilioSmsSender(
-        ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER,
-        api_base_url=str(sandbox.base_url), status_callback=status_url,
+    created = sandbox.post(
+        f"/{API_VERSION}/Accounts/{ACCOUNT_SID}/Messages.json", auth=(ACCOUNT_SID, AUTH_TOKEN),
+        data={"To": PATIENT, "From": CLINIC_NUMBER, "Body": "Reminder: your appointment is tomorrow.",
+              "StatusCallback": status_url},
     )
-    try:
-        sid = await sms.send(SmsMessage(to=PATIENT, body="Reminder: your appointment is tomorrow."))
-    finally:
-        await sms.close()
+    assert created.status_code == 201, created.text
+    sid = created.json()["sid"]
 
     deadline = time.monotonic() + 5
     while len(hook.statuses) < 2 and time.monotonic() < deadline:
