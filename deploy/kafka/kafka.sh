@@ -2,9 +2,14 @@
 # Run a real single-node Apache Kafka (KRaft, broker+controller in one JVM) on loopback, no Docker.
 #   kafka.sh fetch
 #   kafka.sh start  [--port 9092] [--controller-port 9093] [--data-dir .run/kafka]
+#                   [--sasl-ssl-port P --tls-dir D --scram-user NAME --scram-password PASSWORD]
 #   kafka.sh stop   [--data-dir .run/kafka]
 #   kafka.sh status [--data-dir .run/kafka]
 # Results go to stdout (bootstrap=...); progress and errors go to stderr.
+# --sasl-ssl-port adds a SASL_SSL listener (SCRAM-SHA-512) for testing secured clients: D holds
+# server.pem (the PEM private key, unencrypted, then the certificate chain); the SCRAM user is created
+# when the data dir is formatted, so it only takes effect on a fresh data dir. The PLAINTEXT listener
+# stays (loopback, inter-broker).
 set -euo pipefail
 
 KAFKA_VERSION=4.1.1
@@ -20,6 +25,10 @@ STOP_TIMEOUT=20
 port=9092
 controller_port=9093
 data_dir="$REPO/.run/kafka"
+sasl_ssl_port=""
+tls_dir=""
+scram_user=""
+scram_password=""
 
 log() { echo "kafka.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -30,10 +39,20 @@ parse_args() {
             --port) port="$2"; shift 2 ;;
             --controller-port) controller_port="$2"; shift 2 ;;
             --data-dir) data_dir="$2"; shift 2 ;;
+            --sasl-ssl-port) sasl_ssl_port="$2"; shift 2 ;;
+            --tls-dir) tls_dir="$2"; shift 2 ;;
+            --scram-user) scram_user="$2"; shift 2 ;;
+            --scram-password) scram_password="$2"; shift 2 ;;
             *) die "unknown argument: $1" ;;
         esac
     done
     data_dir="$(realpath -m "$data_dir")"
+    if [[ -n "$sasl_ssl_port" ]]; then
+        [[ -n "$tls_dir" && -n "$scram_user" && -n "$scram_password" ]] \
+            || die "--sasl-ssl-port needs --tls-dir, --scram-user and --scram-password"
+        tls_dir="$(realpath -m "$tls_dir")"
+        [[ -f "$tls_dir/server.pem" ]] || die "no server.pem in $tls_dir"
+    fi
 }
 
 fetch() {
@@ -71,15 +90,21 @@ elapsed_since() { awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b 
 port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
 write_server_properties() {
+    local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+    local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+    if [[ -n "$sasl_ssl_port" ]]; then
+        listeners+=",SASL_SSL://127.0.0.1:$sasl_ssl_port"
+        protocols+=",SASL_SSL:SASL_SSL"
+    fi
     cat >"$data_dir/server.properties" <<EOF
 process.roles=broker,controller
 node.id=1
 controller.quorum.bootstrap.servers=127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
+listeners=$listeners
+advertised.listeners=$listeners
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data_dir/data
 auto.create.topics.enable=false
 group.initial.rebalance.delay.ms=0
@@ -91,6 +116,14 @@ transaction.state.log.num.partitions=1
 share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 EOF
+    [[ -z "$sasl_ssl_port" ]] && return 0
+    cat >>"$data_dir/server.properties" <<EOF
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=$tls_dir/server.pem
+EOF
 }
 
 storage_tool() {
@@ -98,11 +131,23 @@ storage_tool() {
         kafka.tools.StorageTool "$@"
 }
 
+# What `StorageTool random-uuid` prints (16 random bytes, URL-safe base64, no padding, not starting
+# with '-'), without starting a JVM for it: on a busy machine that JVM costs seconds of every start.
+random_cluster_id() {
+    local id
+    until [[ -n "${id:-}" && "$id" != -* ]]; do
+        id="$(head -c 16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')"
+    done
+    echo "$id"
+}
+
 format_storage() {
     [[ -f "$data_dir/data/meta.properties" ]] && return 0
     local cluster_id
-    cluster_id="$(storage_tool random-uuid)"
-    storage_tool format --standalone -t "$cluster_id" -c "$data_dir/server.properties" >&2
+    cluster_id="$(random_cluster_id)"
+    local scram=()
+    [[ -n "$scram_user" ]] && scram=(--add-scram "SCRAM-SHA-512=[name=$scram_user,password=$scram_password]")
+    storage_tool format --standalone -t "$cluster_id" -c "$data_dir/server.properties" "${scram[@]}" >&2
 }
 
 fail_start() {
@@ -118,7 +163,7 @@ start() {
     if pid="$(running_pid)"; then
         die "already running (pid $pid, data dir $data_dir); stop it first"
     fi
-    for p in "$port" "$controller_port"; do
+    for p in "$port" "$controller_port" $sasl_ssl_port; do
         port_in_use "$p" && die "port $p on 127.0.0.1 is already in use"
     done
     fetch
@@ -144,6 +189,7 @@ start() {
     done
     log "started in $(elapsed_since "$began")s (pid $pid, data dir $data_dir)"
     echo "bootstrap=127.0.0.1:$port"
+    [[ -z "$sasl_ssl_port" ]] || echo "sasl_ssl_bootstrap=127.0.0.1:$sasl_ssl_port"
 }
 
 stop() {

@@ -13,26 +13,49 @@ START_TIMEOUT_S = 300
 
 
 @dataclass(frozen=True)
+class SaslSslListener:
+    """A SASL_SSL listener (SCRAM-SHA-512): tls_dir holds server.pem (private key, then certificate chain)."""
+
+    tls_dir: Path
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
 class KafkaServer:
     bootstrap_servers: str
     data_dir: Path
+    sasl_ssl_bootstrap_servers: str | None = None
 
     def stop(self) -> None:
         run_script(KAFKA_SCRIPT, "stop", "--data-dir", str(self.data_dir), timeout=60)
 
 
-def start_kafka(data_dir: Path, port: int | None = None) -> KafkaServer:
+def start_kafka(data_dir: Path, port: int | None = None, sasl_ssl: SaslSslListener | None = None) -> KafkaServer:
     broker_port = port or free_port()
     controller_port = free_port(exclude=broker_port)
+    secure_args: list[str] = []
+    if sasl_ssl is not None:
+        secure_args = [
+            "--sasl-ssl-port", str(free_port(exclude=broker_port)),
+            "--tls-dir", str(sasl_ssl.tls_dir),
+            "--scram-user", sasl_ssl.username,
+            "--scram-password", sasl_ssl.password,
+        ]
     output = run_script(
         KAFKA_SCRIPT,
         "start",
         "--port", str(broker_port),
         "--controller-port", str(controller_port),
         "--data-dir", str(data_dir),
+        *secure_args,
         timeout=START_TIMEOUT_S,
     )
-    return KafkaServer(bootstrap_servers=result_value(output, "bootstrap"), data_dir=data_dir)
+    return KafkaServer(
+        bootstrap_servers=result_value(output, "bootstrap"),
+        data_dir=data_dir,
+        sasl_ssl_bootstrap_servers=result_value(output, "sasl_ssl_bootstrap") if sasl_ssl else None,
+    )
 
 
 def free_port(exclude: int | None = None) -> int:
