@@ -33,6 +33,7 @@ from shared.delivery.compose import MessageComposer
 from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.retry import RetryPolicy
 from shared.delivery.wiring import build_channels, checked_catalogue, patient_links
+from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList
 from shared.links import PatientLinks
@@ -106,7 +107,7 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     outbox = Outbox(tables.outbox)
     relay = OutboxRelay(
         engine, outbox,
-        publisher or KafkaEventPublisher(common.kafka.bootstrap_servers, client_id="aftercare-outbox"),
+        publisher or KafkaEventPublisher(common.kafka, client_id="aftercare-outbox"),
         clock=clock.now, service=SERVICE,
     )
 
@@ -134,7 +135,10 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
 
 
 def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVisitHandler) -> KafkaBroker:
-    broker = KafkaBroker(settings.common.kafka.bootstrap_servers, enable_idempotence=True, logger=None)
+    kafka = settings.common.kafka
+    broker = KafkaBroker(
+        kafka.bootstrap_servers, security=broker_security(kafka), enable_idempotence=True, logger=None
+    )
     consumer = EventConsumer(service=SERVICE, group_id=settings.group_id, broker=broker, handle=completed_visits)
 
     @broker.subscriber(APPOINTMENTS, group_id=settings.group_id, ack_policy=AckPolicy.MANUAL,
@@ -179,7 +183,7 @@ async def run(parts: AftercareParts, stop: asyncio.Event) -> None:
 
 async def _broker_ready(settings: AftercareSettings, stop: asyncio.Event) -> bool:
     """Wait for the broker and its topics; False when told to stop first. Raises if it never answers."""
-    waiting = asyncio.create_task(wait_for_broker_and_ensure_topics(settings.common.kafka.bootstrap_servers))
+    waiting = asyncio.create_task(wait_for_broker_and_ensure_topics(settings.common.kafka))
     stopping = asyncio.create_task(stop.wait())
     await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
     stopping.cancel()

@@ -54,7 +54,7 @@ def build(
         engine,
         store.outbox,
         publisher
-        or KafkaEventPublisher(settings.common.kafka.bootstrap_servers, client_id="booking-events-outbox"),
+        or KafkaEventPublisher(settings.common.kafka, client_id="booking-events-outbox"),
         clock=clock.now,
         service=SERVICE,
         batch_size=settings.outbox_batch_size,
@@ -96,7 +96,7 @@ async def _broker_ready(settings: BookingSettings, stop: asyncio.Event) -> bool:
     """Wait for the broker and its topics; False when told to stop first. Raises if it never answers."""
     waiting = asyncio.create_task(
         wait_for_broker_and_ensure_topics(
-            settings.common.kafka.bootstrap_servers, settings.kafka_startup_wait_s
+            settings.common.kafka, settings.kafka_startup_wait_s
         )
     )
     stopping = asyncio.create_task(stop.wait())

@@ -30,6 +30,7 @@ from shared.database import create_engine, create_tables
 from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.wiring import build_channels, build_dispatcher
 from shared.events.aftercare import ConsentChanged
+from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList, apply_consent_change
 from shared.observability import get_logger
@@ -83,7 +84,10 @@ def build(
         engine=engine, ledger=DeliveryLedger(engine), states=AppointmentStateStore(engine),
         clinic=clinic, clock=clock, on_recorded=dispatcher.wake,
     )
-    broker = KafkaBroker(settings.common.kafka.bootstrap_servers, enable_idempotence=True, logger=None)
+    kafka = settings.common.kafka
+    broker = KafkaBroker(
+        kafka.bootstrap_servers, security=broker_security(kafka), enable_idempotence=True, logger=None
+    )
     _subscribe(broker, settings.group_id, handler, SuppressionList(engine))
     return NotifierParts(
         settings=settings, engine=engine, clinic=clinic, clock=clock, dispatcher=dispatcher,
@@ -98,7 +102,7 @@ async def run(parts: NotifierParts, stop: asyncio.Event) -> None:
     settings = parts.settings
     try:
         await create_tables(parts.engine, SCHEMA)
-        await wait_for_broker_and_ensure_topics(settings.common.kafka.bootstrap_servers)
+        await wait_for_broker_and_ensure_topics(settings.common.kafka)
         await parts.broker.start()
         serve_metrics(settings.metrics_port, settings.metrics_host)
         log.info("notifier_started", group_id=settings.group_id)
