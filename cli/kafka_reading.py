@@ -87,4 +87,4 @@ async def newest_records(bootstrap_servers: str, topic: str, limit: int) -> tupl
 
 async def _all_read(consumer: AIOKafkaConsumer, ends: dict[TopicPartition, int]) -> bool:
     positions = await asyncio.gather(*(consumer.position(partition) for partition in ends))
-    return all(position >= ends[partition] for position, partition in zip(positions, ends))
+    return all(position >= ends[partition] for position, partition in zip(positions, ends, strict=True))

@@ -75,7 +75,7 @@ class EventConsumer:
             await self.dead_letter(message, "validation_failed", describe_validation_error(error))
             await message.ack()
             return
-        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]  # one record: not a batch
+        record: ConsumerRecord = message.raw_message  # one record: not a batch
         position = (record.partition, record.offset)
         try:
             await self.handle(event)
@@ -104,7 +104,7 @@ class EventConsumer:
         await message.ack()
 
     async def dead_letter(self, message: KafkaMessage, reason: str, detail: str) -> None:
-        record: ConsumerRecord = message.raw_message  # type: ignore[assignment]  # one record: not a batch subscriber
+        record: ConsumerRecord = message.raw_message  # one record: not a batch subscriber
         await self.broker.publish(
             message.body,
             topic=self.dead_letter_topic,

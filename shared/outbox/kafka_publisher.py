@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -56,7 +57,9 @@ class KafkaEventPublisher:
                 break
             sent.append((message.id, future))
         outcomes = await asyncio.gather(*(future for _, future in sent), return_exceptions=True)
-        acknowledged = [id_ for (id_, _), outcome in zip(sent, outcomes) if not isinstance(outcome, BaseException)]
+        acknowledged = [
+            id_ for (id_, _), outcome in zip(sent, outcomes, strict=True) if not isinstance(outcome, BaseException)
+        ]
         error = error or next((o for o in outcomes if isinstance(o, Exception)), None)
         if error is not None:
             await self.close()  # start afresh: a new producer id, fresh connections
@@ -65,10 +68,8 @@ class KafkaEventPublisher:
     async def close(self) -> None:
         producer, self._producer = self._producer, None
         if producer is not None:
-            try:
+            with contextlib.suppress(Exception):  # already broken; we are discarding it
                 await producer.stop()
-            except Exception:
-                pass  # already broken; we are discarding it
 
     async def _started(self) -> AIOKafkaProducer:
         if self._producer is None:

@@ -24,7 +24,7 @@ REQUIRED_ENV = {
     "notifier": [("LINK_SECRET",), ("KAFKA_BOOTSTRAP_SERVERS",), ("NOTIFIER_DATABASE_URL",)],
     "aftercare": [("LINK_SECRET",), ("KAFKA_BOOTSTRAP_SERVERS",), ("AFTERCARE_DATABASE_URL",)],
 }
-SCRIPTS = sorted(REPO.glob("deploy/**/*.sh")) + [REPO / ".ci" / "run"]
+SCRIPTS = [*sorted(REPO.glob("deploy/**/*.sh")), REPO / ".ci" / "run"]
 
 
 @pytest.fixture(scope="module")
