@@ -6,6 +6,7 @@ from datetime import timedelta
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.channels.email import SmtpEmailSender
+from shared.channels.messages import EmailSender, SmsSender
 from shared.channels.sms import TwilioSmsSender
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
@@ -59,8 +60,8 @@ def build_dispatcher(
     engine: AsyncEngine,
     clinic: ClinicConfig,
     clock: Clock,
-    email: SmtpEmailSender,
-    sms: TwilioSmsSender,
+    email: EmailSender,
+    sms: SmsSender,
 ) -> Dispatcher:
     return Dispatcher(
         service=service,
