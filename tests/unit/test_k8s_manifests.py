@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, cast
 
-import kubernetes_validate  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]  # ships no type information
 import pytest
 import yaml
 from pydantic import AliasChoices, BaseModel, ValidationError
@@ -151,7 +151,7 @@ def required_env(cls: type[BaseModel]) -> list[set[str]]:
     for name_path in {path for path, _ in names.values()}:
         owner: type[BaseModel] = cls
         for part in name_path[:-1]:
-            owner = owner.model_fields[part].annotation  # type: ignore[assignment]
+            owner = owner.model_fields[part].annotation  # type: ignore[assignment]  # a nested settings model
         if owner.model_fields[name_path[-1]].is_required():
             needed.append({name for name, (path, _) in names.items() if path == name_path})
     return needed
