@@ -53,17 +53,11 @@ class WorkerDied(RuntimeError):
 
 
 async def supervise(workers: Iterable[Worker], stop: asyncio.Event, health: Health) -> None:
-    """Run the workers until `stop`; if one ends first, mark health red, stop the rest, raise WorkerDied."""
-    tasks = {asyncio.create_task(_run(worker, stop), name=worker.name): worker for worker in workers}
+    """Run the workers until `stop`; if one dies, health turns red at once, the rest stop, WorkerDied is raised."""
+    tasks = {asyncio.create_task(_run(worker, stop, health), name=worker.name): worker for worker in workers}
     for worker in tasks.values():
         WORKER_UP.labels(health.service, worker.name).set(1)
-    stopping = asyncio.create_task(stop.wait())
-    done, _ = await asyncio.wait([*tasks, stopping], return_when=asyncio.FIRST_COMPLETED)
-    died = [worker for task, worker in tasks.items() if task in done]
-    for worker in died:
-        health.worker_died(worker.name)
-    stop.set()
-    stopping.cancel()
+    await stop.wait()
     finished, unfinished = await asyncio.wait(tasks, timeout=STOP_GRACE_SECONDS)
     for task in unfinished:
         log.warning("worker_cancelled_at_stop", worker=tasks[task].name)
@@ -71,20 +65,25 @@ async def supervise(workers: Iterable[Worker], stop: asyncio.Event, health: Heal
     await asyncio.gather(*unfinished, return_exceptions=True)
     for task in finished:
         WORKER_UP.labels(health.service, tasks[task].name).set(0)
-    if died:
-        raise WorkerDied(", ".join(worker.name for worker in died))
+    if health.dead_workers:
+        raise WorkerDied(", ".join(health.dead_workers))
 
 
-async def _run(worker: Worker, stop: asyncio.Event) -> None:
+async def _run(worker: Worker, stop: asyncio.Event, health: Health) -> None:
+    """Run one worker; if it raises, or returns before the service was told to stop, it has died."""
     try:
         await worker.run(stop)
     except asyncio.CancelledError:
         raise
-    except BaseException as error:
+    except Exception as error:
         log.exception("worker_died", worker=worker.name, error_type=type(error).__name__)
-        raise
-    if not stop.is_set():
+    else:
+        if stop.is_set():
+            return
         log.error("worker_died", worker=worker.name, error_type="returned_before_stop")
+    # Health turns red before anything else stops, so a probe sees why the process is going down.
+    health.worker_died(worker.name)
+    stop.set()
 
 
 def stop_on_signals() -> asyncio.Event:

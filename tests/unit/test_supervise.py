@@ -44,8 +44,6 @@ async def test_a_worker_that_raises_has_died_and_stops_the_others() -> None:
     assert ended == ["consumer"]
 
 
-@pytest.mark.xfail(strict=True, reason="supervise counts a worker that ends in the same loop turn as the stop "
-                   "as dead: `died` is taken from `done` without asking whether stop was already set")
 async def test_when_told_to_stop_every_worker_ends_and_nothing_is_reported_dead() -> None:
     ended: list[str] = []
     health = Health("test")
@@ -75,3 +73,19 @@ async def test_a_worker_still_finishing_its_work_when_told_to_stop_has_not_died(
     stop.set()
     await asyncio.wait_for(supervising, timeout=5)
     assert health.ok and ended == ["dispatcher"]
+
+
+async def test_health_is_red_while_the_other_workers_are_still_stopping() -> None:
+    health = Health("test")
+    seen_while_stopping: list[bool] = []
+
+    async def slow_to_stop(stop: asyncio.Event) -> None:
+        await stop.wait()
+        seen_while_stopping.append(health.ok)
+
+    async def crashes(stop: asyncio.Event) -> None:
+        raise RuntimeError("database gone")
+
+    with pytest.raises(WorkerDied):
+        await supervise([Worker("web", slow_to_stop), Worker("dispatcher", crashes)], asyncio.Event(), health)
+    assert seen_while_stopping == [False]
