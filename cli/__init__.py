@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from cli import (
+    api_documents,
     check_ins,
     config_check,
     consumer_lag,
@@ -22,7 +23,7 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (preview, deliveries, check_ins, dead_letters, consumer_lag, contract, config_check):
+for module in (preview, deliveries, check_ins, dead_letters, consumer_lag, contract, config_check, api_documents):
     module.register(app)
 
 __all__ = ["app"]
