@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from shared.topics import ensure_topics
+from shared.kafka_admin import ensure_topics
 from tests.support.kafka_server import KafkaServer, start_kafka
 from tests.support.postgres_server import PostgresServer, start_postgres
 

@@ -42,7 +42,8 @@ from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
 from shared.outbox.store import Outbox
 from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
-from shared.topics import APPOINTMENTS, wait_for_broker_and_ensure_topics
+from shared.kafka_admin import wait_for_broker_and_ensure_topics
+from shared.topics import APPOINTMENTS
 
 SERVICE = "aftercare"
 

@@ -25,7 +25,7 @@ from shared.observability import get_logger
 from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
 from shared.process import Health, Worker, embedded_http_server, http_worker, supervise
-from shared.topics import wait_for_broker_and_ensure_topics
+from shared.kafka_admin import wait_for_broker_and_ensure_topics
 
 SERVICE = "booking_events"
 

@@ -35,7 +35,8 @@ from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList, apply_consent_change
 from shared.observability import get_logger
 from shared.process import Health, Worker, serve_metrics, supervise
-from shared.topics import APPOINTMENTS, CONSENT, CONSENT_DEAD_LETTER, wait_for_broker_and_ensure_topics
+from shared.kafka_admin import wait_for_broker_and_ensure_topics
+from shared.topics import APPOINTMENTS, CONSENT, CONSENT_DEAD_LETTER
 
 log = get_logger(__name__)
 
