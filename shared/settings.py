@@ -73,6 +73,7 @@ class SmtpSettings(BaseSettings):
     use_tls: bool = False
     start_tls: bool = False
     sender: str = "Clinic <no-reply@clinic.example>"
+    pool_size: int = Field(default=4, ge=1, description="SMTP connections per instance; emails sent at once")
 
 
 class TwilioSettings(BaseSettings):
@@ -85,6 +86,11 @@ class TwilioSettings(BaseSettings):
     api_base_url: str | None = Field(
         default=None, description="Unset in production (real Twilio); the sandbox URL locally"
     )
+    messages_per_second: float = Field(
+        default=10.0, gt=0,
+        description="The sender's rate: 1 for a long code, 100 for a short code; 10 suits the local sandbox",
+    )
+    concurrency: int = Field(default=8, ge=1, description="SMS sends in flight per instance")
 
     @model_validator(mode="after")
     def _no_sandbox_credentials_for_real_twilio(self) -> Self:
@@ -121,8 +127,10 @@ class DeliverySettings(BaseSettings):
     link_secret: SecretStr = Field(description="Signs unsubscribe and check-in links; set per environment")
     retry_first_delay_seconds: float = 5.0
     retry_max_delay_seconds: float = 600.0
-    retry_max_attempts: int = 8
-    dispatch_concurrency: int = 8
+    # A message without an expiry of its own (reminders and notices expire with the appointment)
+    # is retried for this long after its due time, then given up.
+    retry_horizon_hours: float = Field(default=24.0, gt=0)
+    retry_horizon_hours_by_template: dict[str, float] = Field(default_factory=dict)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
 

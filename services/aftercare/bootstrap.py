@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Protocol
 
 from fastapi import FastAPI
@@ -31,8 +30,7 @@ from shared.consumer import EventConsumer
 from shared.database import create_engine, create_tables
 from shared.delivery.compose import MessageComposer
 from shared.delivery.dispatcher import Dispatcher
-from shared.delivery.retry import RetryPolicy
-from shared.delivery.wiring import build_channels, checked_catalogue, patient_links
+from shared.delivery.wiring import build_channels, checked_catalogue, dispatch_options, patient_links
 from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList
@@ -100,10 +98,7 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     composer = MessageComposer(checked_catalogue(clinic), clinic, links)
     dispatcher = Dispatcher(
         service=SERVICE, ledger=ledger, composer=composer, email=email, sms=sms, suppressions=suppressions,
-        clock=clock, concurrency=delivery.dispatch_concurrency,
-        retry=RetryPolicy(first_delay=timedelta(seconds=delivery.retry_first_delay_seconds),
-                          max_delay=timedelta(seconds=delivery.retry_max_delay_seconds),
-                          max_attempts=delivery.retry_max_attempts),
+        clock=clock, **dispatch_options(delivery),
     )
     outbox = Outbox(tables.outbox)
     relay = OutboxRelay(

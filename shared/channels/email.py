@@ -1,4 +1,4 @@
-"""Email delivery over SMTP (aiosmtplib), on one reused connection."""
+"""Email delivery over SMTP (aiosmtplib), on a small pool of reused connections."""
 from __future__ import annotations
 
 import asyncio
@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 import aiosmtplib
 
 from shared.channels.messages import (
+    ChannelUnavailableError,
     DeliveryError,
     EmailMessage,
     PermanentDeliveryError,
@@ -21,11 +22,18 @@ _OWNED_HEADERS = frozenset(
     {"from", "to", "subject", "date", "message-id", "mime-version",
      "content-type", "content-transfer-encoding"}
 )
+# Authentication required (530), temporary authentication failure (454), credentials refused
+# (535), too weak a mechanism (534): no message can go out until the account is fixed.
+ACCOUNT_WIDE_SMTP_CODES = frozenset({454, 530, 534, 535})
 _SMTP_FAILURES = (aiosmtplib.SMTPException, OSError, TimeoutError)
 
 
 class SmtpEmailSender:
-    """EmailSender on one lazily opened SMTP connection, shared under a lock."""
+    """EmailSender on a pool of lazily opened SMTP connections, each used by one send at a time.
+
+    SMTP is sequential per connection, so throughput grows with `pool_size`. A connection the
+    server dropped is reopened for one more attempt.
+    """
 
     def __init__(
         self,
@@ -37,64 +45,87 @@ class SmtpEmailSender:
         use_tls: bool = False,
         start_tls: bool = False,
         timeout: float = 10.0,
+        pool_size: int = 4,
     ) -> None:
+        if pool_size < 1:
+            raise ValueError("pool_size must be at least 1")
         self._sender = sender
         self._envelope_sender = email.utils.parseaddr(sender)[1]
         if not self._envelope_sender:
             raise ValueError("sender must contain an address, e.g. 'Clinic <desk@example.ca>'")
-        self._smtp = aiosmtplib.SMTP(
-            hostname=host,
-            port=port,
-            username=username,
-            password=password,
-            use_tls=use_tls,
-            start_tls=start_tls,
-            timeout=timeout,
-        )
-        self._lock = asyncio.Lock()
+        self.pool_size = pool_size
+        self._connections = [
+            aiosmtplib.SMTP(
+                hostname=host,
+                port=port,
+                username=username,
+                password=password,
+                use_tls=use_tls,
+                start_tls=start_tls,
+                timeout=timeout,
+            )
+            for _ in range(pool_size)
+        ]
+        self._idle: asyncio.Queue[aiosmtplib.SMTP] = asyncio.Queue()
+        for connection in self._connections:
+            self._idle.put_nowait(connection)
 
     async def send(self, message: EmailMessage) -> str:
         mime = build_mime_message(message, self._sender, self._envelope_domain())
-        async with self._lock:
+        smtp = await self._idle.get()
+        try:
             try:
-                await self._send_on_connection(mime, message.to)
+                await _send_on(smtp, mime, self._envelope_sender, message.to)
             except aiosmtplib.SMTPServerDisconnected:
                 # The server may drop an idle connection; one fresh attempt is worth it.
-                self._smtp.close()
-                await self._send_without_retry(mime, message.to)
+                smtp.close()
+                await self._send_without_retry(smtp, mime, message.to)
             except _SMTP_FAILURES as exc:
-                raise self._delivery_error(exc) from exc
+                raise _delivery_error(smtp, exc) from exc
+        finally:
+            self._idle.put_nowait(smtp)
         return str(mime["Message-ID"])
 
     async def close(self) -> None:
-        async with self._lock:
-            if not self._smtp.is_connected:
-                return
-            try:
-                await self._smtp.quit()
-            except aiosmtplib.SMTPException:
-                self._smtp.close()
-
-    async def _send_without_retry(self, mime: email.message.EmailMessage, to: str) -> None:
+        """Waits for the sends in flight, then closes every connection."""
+        taken = [await self._idle.get() for _ in self._connections]
         try:
-            await self._send_on_connection(mime, to)
+            for smtp in taken:
+                if not smtp.is_connected:
+                    continue
+                try:
+                    await smtp.quit()
+                except _SMTP_FAILURES:
+                    smtp.close()
+        finally:
+            for smtp in taken:
+                self._idle.put_nowait(smtp)
+
+    async def _send_without_retry(self, smtp: aiosmtplib.SMTP, mime: email.message.EmailMessage, to: str) -> None:
+        try:
+            await _send_on(smtp, mime, self._envelope_sender, to)
         except _SMTP_FAILURES as exc:
-            raise self._delivery_error(exc) from exc
-
-    async def _send_on_connection(self, mime: email.message.EmailMessage, to: str) -> None:
-        if not self._smtp.is_connected:
-            await self._smtp.connect()
-        await self._smtp.send_message(mime, sender=self._envelope_sender, recipients=[to])
-
-    def _delivery_error(self, exc: BaseException) -> DeliveryError:
-        error = classify_smtp_error(exc)
-        if isinstance(error, TransientDeliveryError) and error.code is None:
-            # Timeouts and drops leave the conversation in an unknown state.
-            self._smtp.close()
-        return error
+            raise _delivery_error(smtp, exc) from exc
 
     def _envelope_domain(self) -> str:
         return self._envelope_sender.rpartition("@")[2] or "localhost"
+
+
+async def _send_on(smtp: aiosmtplib.SMTP, mime: email.message.EmailMessage, sender: str, to: str) -> None:
+    if not smtp.is_connected:
+        await smtp.connect()
+    await smtp.send_message(mime, sender=sender, recipients=[to])
+
+
+def _delivery_error(smtp: aiosmtplib.SMTP, exc: BaseException) -> DeliveryError:
+    error = classify_smtp_error(exc)
+    if isinstance(error, ChannelUnavailableError) or (
+        isinstance(error, TransientDeliveryError) and error.code is None
+    ):
+        # Timeouts and drops leave the conversation in an unknown state; a refused login leaves
+        # the connection unauthenticated.
+        smtp.close()
+    return error
 
 
 def build_mime_message(
@@ -138,6 +169,8 @@ def classify_smtp_error(exc: BaseException) -> DeliveryError:
 
 
 def _by_reply_code(code: int, reason: str) -> DeliveryError:
+    if code in ACCOUNT_WIDE_SMTP_CODES:
+        return ChannelUnavailableError(f"SMTP {code}: {reason}", code=str(code))
     if 400 <= code < 500:
         return TransientDeliveryError(f"SMTP {code}: {reason}", code=str(code))
     return PermanentDeliveryError(f"SMTP {code}: {reason}", code=str(code))

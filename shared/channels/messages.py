@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from datetime import datetime
+from typing import Protocol, runtime_checkable
 
 
 @dataclass(frozen=True)
@@ -42,6 +43,11 @@ class TransientDeliveryError(DeliveryError):
     """Worth retrying later with backoff (server down, rate limited, unreachable)."""
 
 
+class ChannelUnavailableError(TransientDeliveryError):
+    """The whole channel cannot send (credentials refused, account suspended): not this message's
+    fault; every message waits until the channel works again."""
+
+
 class PermanentDeliveryError(DeliveryError):
     """Retrying cannot help (recipient opted out, invalid number, rejected address)."""
 
@@ -55,4 +61,12 @@ class EmailSender(Protocol):
 class SmsSender(Protocol):
     async def send(self, message: SmsMessage) -> str:
         """Deliver the message; return the provider's id for it (Twilio's SM… sid)."""
+        ...
+
+
+@runtime_checkable
+class SmsHistory(Protocol):
+    async def find_sent(self, message: SmsMessage, since: datetime) -> str | None:
+        """The provider's id of this exact message (same recipient and body) sent since `since`,
+        if there is one: asked before resending a message whose earlier attempt has an unknown outcome."""
         ...

@@ -2,14 +2,17 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import datetime
 from typing import Any
 
 import aiohttp
+from aiolimiter import AsyncLimiter
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
 from shared.channels.messages import (
+    ChannelUnavailableError,
     DeliveryError,
     PermanentDeliveryError,
     SmsMessage,
@@ -24,7 +27,50 @@ TRANSIENT_TWILIO_CODES: frozenset[int] = frozenset(
     }
 )
 
+# The account cannot send at all (credentials refused, account suspended or closed): not a
+# failure of one message.
+ACCOUNT_WIDE_TWILIO_CODES: frozenset[int] = frozenset({20003, 20005, 20008})
+RATE_LIMITED_TWILIO_CODE = 20429
+# How long a 429 keeps the send rate halved before it creeps back up.
+SLOW_DOWN_SECONDS = 30.0
+
 _NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+class SendRate:
+    """A token bucket for one sender: `per_second` messages a second at most, shared by every send
+    of this process. A rate-limit answer halves the rate for a while; it then doubles back, step by
+    step, to `per_second`. (A long code sends about 1 message/s, a short code 100/s.)"""
+
+    def __init__(self, per_second: float, slow_down_seconds: float = SLOW_DOWN_SECONDS) -> None:
+        if per_second <= 0:
+            raise ValueError("per_second must be positive")
+        self.full_rate = per_second
+        self.rate = per_second
+        self._slow_down_seconds = slow_down_seconds
+        self._limiter = _limiter(per_second)
+        self._recover_at: float | None = None
+
+    async def acquire(self) -> None:
+        now = asyncio.get_running_loop().time()
+        if self._recover_at is not None and now >= self._recover_at:
+            self._set(min(self.full_rate, self.rate * 2))
+            self._recover_at = None if self.rate >= self.full_rate else now + self._slow_down_seconds
+        await self._limiter.acquire()
+
+    def slow_down(self) -> None:
+        self._set(max(self.full_rate / 64, self.rate / 2))
+        self._recover_at = asyncio.get_running_loop().time() + self._slow_down_seconds
+
+    def _set(self, rate: float) -> None:
+        if rate != self.rate:
+            self.rate = rate
+            self._limiter = _limiter(rate)
+
+
+def _limiter(per_second: float) -> AsyncLimiter:
+    # A bucket of one message: never a burst above the sender's rate.
+    return AsyncLimiter(1, 1 / per_second)
 
 
 class TwilioSmsSender:
@@ -38,6 +84,7 @@ class TwilioSmsSender:
         messaging_service_sid: str | None = None,
         api_base_url: str | None = None,
         timeout: float = 10.0,
+        messages_per_second: float = 10.0,
     ) -> None:
         if not (from_number or messaging_service_sid):
             raise ValueError("need from_number or messaging_service_sid")
@@ -47,16 +94,20 @@ class TwilioSmsSender:
         self._messaging_service_sid = messaging_service_sid
         self._api_base_url = api_base_url
         self._timeout = timeout
+        self.send_rate = SendRate(messages_per_second)
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
 
     async def send(self, message: SmsMessage) -> str:
         client = self._client_in_running_loop()
+        await self.send_rate.acquire()
         try:
             # The twilio async client has no request timeout of its own.
             async with asyncio.timeout(self._timeout):
                 created = await client.messages.create_async(**self._create_params(message))
         except (TwilioRestException, TwilioServiceException) as exc:
+            if exc.status == 429 or exc.code == RATE_LIMITED_TWILIO_CODE:
+                self.send_rate.slow_down()
             raise classify_twilio_error(exc.status, exc.code) from exc
         except _NETWORK_FAILURES as exc:
             raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
@@ -64,6 +115,26 @@ class TwilioSmsSender:
         if not sid:
             raise TransientDeliveryError("Twilio answered without a message sid")
         return sid
+
+    async def find_sent(self, message: SmsMessage, since: datetime) -> str | None:
+        """The sid of this exact text (recipient, body, our sender) sent since `since`, if any
+        (Messages list filtered by To and DateSent>)."""
+        client = self._client_in_running_loop()
+        try:
+            async with asyncio.timeout(self._timeout):
+                found = await client.messages.list_async(to=message.to, date_sent_after=since, page_size=100)
+        except (TwilioRestException, TwilioServiceException) as exc:
+            raise classify_twilio_error(exc.status, exc.code) from exc
+        except _NETWORK_FAILURES as exc:
+            raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
+        for sent in found:
+            ours = sent.messaging_service_sid == self._messaging_service_sid if self._messaging_service_sid \
+                else sent.from_ == self._from_number
+            if ours and sent.body == message.body and str(sent.direction or "").startswith("outbound"):
+                sid: str | None = sent.sid
+                if sid:
+                    return sid
+        return None
 
     async def close(self) -> None:
         if self._http is not None:
@@ -90,9 +161,12 @@ class TwilioSmsSender:
 
 
 def classify_twilio_error(http_status: int, twilio_code: int | None) -> DeliveryError:
-    """Rate limits, server errors and unreachable handsets are transient; the rest is final."""
+    """Refused credentials or a closed account stop the whole channel; rate limits, server errors
+    and unreachable handsets are transient; the rest is final."""
     code = str(twilio_code) if twilio_code is not None else None
     reason = f"Twilio HTTP {http_status}, error {code}"
+    if twilio_code in ACCOUNT_WIDE_TWILIO_CODES or http_status == 401:
+        return ChannelUnavailableError(reason, code=code)
     if twilio_code in TRANSIENT_TWILIO_CODES or http_status == 429 or http_status >= 500:
         return TransientDeliveryError(reason, code=code)
     return PermanentDeliveryError(reason, code=code)

@@ -7,7 +7,7 @@ from typing import Any
 from shared.channels.messages import Attachment, EmailMessage, SmsMessage
 from shared.clinic_config import ClinicConfig
 from shared.delivery.calendar import appointment_invitation
-from shared.ledger.model import Delivery
+from shared.ledger.model import Delivery, is_staff_template
 from shared.links import PatientLinks
 from shared.templates.catalogue import TemplateCatalogue
 from shared.templates.formatting import appointment_type_name
@@ -21,7 +21,9 @@ class MessageComposer:
         self.clinic = clinic
         self.links = links
 
-    def render_context(self, stored: dict[str, Any], channel: str, recipient: str, locale: str) -> dict[str, Any]:
+    def render_context(
+        self, stored: dict[str, Any], channel: str, recipient: str, locale: str, staff: bool = False
+    ) -> dict[str, Any]:
         """The stored appointment context plus the clinic, the location and the patient's links."""
         context = dict(stored)
         location_id = context.get("appointment", {}).get("location_id", "")
@@ -41,14 +43,18 @@ class MessageComposer:
             else {"name": identity.name, "address": identity.mailing_address, "phone": identity.phone}
         )
         context["links"] = {
-            "unsubscribe": self.links.unsubscribe_url(channel, recipient, locale),
+            # Staff messages are not subject to patient consent: no unsubscribe to offer.
+            "unsubscribe": None if staff else self.links.unsubscribe_url(channel, recipient, locale),
             "check_in": self.links.check_in_url(check_in_id) if check_in_id else None,
             "scores": self.links.score_urls(check_in_id) if check_in_id else [],
         }
         return context
 
     def email(self, delivery: Delivery, now: datetime) -> EmailMessage:
-        context = self.render_context(delivery.context, delivery.channel, delivery.recipient, delivery.locale)
+        staff = is_staff_template(delivery.template)
+        context = self.render_context(
+            delivery.context, delivery.channel, delivery.recipient, delivery.locale, staff
+        )
         rendered = self.catalogue.render_email(delivery.template, delivery.locale, context)
         attachments: tuple[Attachment, ...] = ()
         if delivery.template in CALENDAR_TEMPLATES:
@@ -76,7 +82,7 @@ class MessageComposer:
             attachments=attachments,
             # Derived from the ledger row: a resend after a crash carries the same Message-ID.
             message_id=f"<{delivery.id}@clinic-notify>",
-            headers={
+            headers={} if staff else {
                 "List-Unsubscribe": f"<{context['links']['unsubscribe']}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             },
@@ -87,4 +93,5 @@ class MessageComposer:
         return SmsMessage(to=delivery.recipient, body=body)
 
     def sms_text(self, template: str, locale: str, stored: dict[str, Any], recipient: str) -> str:
-        return self.catalogue.render_sms(template, locale, self.render_context(stored, "sms", recipient, locale))
+        context = self.render_context(stored, "sms", recipient, locale, is_staff_template(template))
+        return self.catalogue.render_sms(template, locale, context)

@@ -1,27 +1,62 @@
-"""Sends every recorded message once it is due, retrying transient failures with backoff."""
+"""Sends every recorded message once it is due, retrying transient failures for as long as the
+message is useful.
+
+- Claims only what it can send now: per channel, as many due rows as it has free send slots
+  (SMTP connections, SMS sends in flight). Each claim carries a token; only its holder records the
+  outcome, so a dispatcher whose lease ran out changes nothing.
+- Right before the provider call it checks the row is still wanted (still claimed by it, not
+  cancelled; the recipient not opted out, staff messages aside) and starts the lease from then.
+- A row reclaimed after a lease ran out may already have gone out: an SMS is first looked up at
+  the provider; an email keeps its Message-ID. Resends with an unknown outcome are counted.
+- An account-wide error (credentials refused) pauses the channel without charging the message an
+  attempt; the channel is probed with capped backoff and resumes after a successful send.
+- A failing round (database unavailable) is logged and retried with capped backoff: the loop
+  only ends when told to stop.
+"""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 
 from shared.channels.messages import (
+    ChannelUnavailableError,
     DeliveryError,
     EmailSender,
     PermanentDeliveryError,
+    SmsHistory,
     SmsSender,
     TransientDeliveryError,
 )
 from shared.clock import Clock
 from shared.delivery.compose import MessageComposer
+from shared.delivery.metrics import (
+    CHANNEL_PAUSED,
+    LEDGER_DUE,
+    LEDGER_OLDEST_DUE_AGE,
+    STAFF_UNDELIVERED,
+    UNKNOWN_OUTCOME_RESENDS,
+)
 from shared.delivery.retry import RetryPolicy
 from shared.ledger.ledger import DeliveryLedger
-from shared.ledger.model import Delivery, DeliveryStatus
+from shared.ledger.model import Delivery, DeliveryStatus, is_staff_template
 from shared.ledger.suppressions import SuppressionList
 from shared.observability import DELIVERIES, DISPATCH_DELAY, LEDGER_BACKLOG, get_logger
 
+CHANNELS = ("email", "sms")
 OPTED_OUT_CODE = "21610"
 BACKLOG_REPORT_INTERVAL_SECONDS = 15.0
+# Twilio's DateSent is the provider's clock, not ours: look a little before our attempt began.
+PROVIDER_CLOCK_SKEW = timedelta(minutes=1)
 log = get_logger(__name__)
+
+
+@dataclass(frozen=True)
+class _Pause:
+    until: datetime
+    delay: timedelta
 
 
 class Dispatcher:
@@ -36,11 +71,15 @@ class Dispatcher:
         suppressions: SuppressionList,
         clock: Clock,
         retry: RetryPolicy = RetryPolicy(),
-        batch_size: int = 100,
+        channel_limits: Mapping[str, int] | None = None,
         concurrency: int = 8,
+        batch_size: int = 100,
         lease: timedelta = timedelta(seconds=60),
         idle_poll: timedelta = timedelta(seconds=1),
+        max_round_backoff: timedelta = timedelta(seconds=30),
     ) -> None:
+        """`channel_limits`: sends in flight per channel (default `concurrency` each). The lease
+        must outlast one provider call (the channels time out after 10 s)."""
         self.service = service
         self.ledger = ledger
         self.composer = composer
@@ -49,38 +88,115 @@ class Dispatcher:
         self.suppressions = suppressions
         self.clock = clock
         self.retry = retry
+        self.limits = {channel: (channel_limits or {}).get(channel, concurrency) for channel in CHANNELS}
         self.batch_size = batch_size
         self.lease = lease
         self.idle_poll = idle_poll
-        self._slots = asyncio.Semaphore(concurrency)
+        self.max_round_backoff = max_round_backoff
+        self._in_flight = dict.fromkeys(CHANNELS, 0)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._pauses: dict[str, _Pause] = {}
         self._wakeup = asyncio.Event()
+        for channel in CHANNELS:
+            CHANNEL_PAUSED.labels(service, channel).set(0)
 
     def wake(self) -> None:
         """Called when something new may be due now; saves waiting for the next poll."""
         self._wakeup.set()
 
+    def is_paused(self, channel: str) -> bool:
+        return channel in self._pauses
+
     async def run(self, stop: asyncio.Event) -> None:
         loop = asyncio.get_running_loop()
         next_report = loop.time()
-        while not stop.is_set():
-            try:
-                handled = await self.dispatch_due()
-                if loop.time() >= next_report:
-                    await self.report_backlog()
-                    next_report = loop.time() + BACKLOG_REPORT_INTERVAL_SECONDS
-            except Exception:
-                log.exception("dispatch_round_failed")
-                handled = 0
-            if handled >= self.batch_size:
+        failed_rounds = 0
+        try:
+            while not stop.is_set():
+                try:
+                    self._wakeup.clear()
+                    started = await self._claim_and_start()
+                    if loop.time() >= next_report:
+                        await self.report_backlog()
+                        next_report = loop.time() + BACKLOG_REPORT_INTERVAL_SECONDS
+                    if not (started and self._has_free_slot()):
+                        await self._sleep_until_next(stop)
+                    failed_rounds = 0
+                except Exception as error:
+                    failed_rounds += 1
+                    backoff = min(self.max_round_backoff.total_seconds(), 0.5 * 2 ** min(failed_rounds - 1, 16))
+                    log.exception("dispatch_round_failed", error_type=type(error).__name__,
+                                  failed_rounds=failed_rounds, retry_in_seconds=backoff)
+                    await _wait(stop, backoff)
+        finally:
+            # Sends in flight record their outcome; otherwise it would be unknown until the lease ends.
+            if self._tasks:
+                await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def dispatch_due(self) -> int:
+        """One round: claim what is due and can be sent now, send it, wait for the outcomes."""
+        tasks = await self._claim_and_start()
+        await asyncio.gather(*tasks)
+        return len(tasks)
+
+    async def report_backlog(self) -> None:
+        """What operators graph: messages by status, and how many are due now and since when."""
+        counts = await self.ledger.counts_by_status()
+        for status in DeliveryStatus:
+            LEDGER_BACKLOG.labels(self.service, status.value).set(counts.get(status.value, 0))
+        now = self.clock.now()
+        due, oldest = await self.ledger.due_backlog(now)
+        LEDGER_DUE.labels(self.service).set(due)
+        LEDGER_OLDEST_DUE_AGE.labels(self.service).set(
+            max(0.0, (now - oldest).total_seconds()) if oldest is not None else 0.0
+        )
+
+    # --- claiming ---
+
+    async def _claim_and_start(self) -> list[asyncio.Task[None]]:
+        now = self.clock.now()
+        tasks = []
+        for channel in CHANNELS:
+            free = min(self._free_slots(channel, now), self.batch_size)
+            if free <= 0:
                 continue
-            await self._sleep_until_next(stop)
+            for delivery in await self.ledger.claim_due(now, free, self.lease, channel):
+                tasks.append(self._start(delivery))
+        return tasks
+
+    def _free_slots(self, channel: str, now: datetime) -> int:
+        pause = self._pauses.get(channel)
+        if pause is not None:
+            # Paused: nothing before the pause ends, then one message at a time probes the channel.
+            return 0 if now < pause.until else 1 - self._in_flight[channel]
+        return self.limits[channel] - self._in_flight[channel]
+
+    def _has_free_slot(self) -> bool:
+        now = self.clock.now()
+        return any(self._free_slots(channel, now) > 0 for channel in CHANNELS)
+
+    def _start(self, delivery: Delivery) -> asyncio.Task[None]:
+        channel = delivery.channel
+        self._in_flight[channel] += 1
+        task = asyncio.create_task(self._deliver_logged(delivery))
+        self._tasks.add(task)
+
+        def finished(done: asyncio.Task[None]) -> None:
+            self._in_flight[channel] -= 1
+            self._tasks.discard(done)
+            self._wakeup.set()
+
+        task.add_done_callback(finished)
+        return task
 
     async def _sleep_until_next(self, stop: asyncio.Event) -> None:
+        now = self.clock.now()
         timeout = self.idle_poll.total_seconds()
         next_due = await self.ledger.next_due_at()
-        if next_due is not None:
-            timeout = max(0.0, min(timeout, (next_due - self.clock.now()).total_seconds()))
-        self._wakeup.clear()
+        moments = [moment for moment in (next_due, *(p.until for p in self._pauses.values())) if moment]
+        future = [moment for moment in moments if moment > now]
+        if future:
+            timeout = min(timeout, (min(future) - now).total_seconds())
         waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -88,73 +204,131 @@ class Dispatcher:
             for waiter in waiters:
                 waiter.cancel()
 
-    async def report_backlog(self) -> None:
-        """What operators graph: how many messages are pending, sending, sent, failed..."""
-        counts = await self.ledger.counts_by_status()
-        for status in DeliveryStatus:
-            LEDGER_BACKLOG.labels(self.service, status.value).set(counts.get(status.value, 0))
+    # --- one message ---
 
-    async def dispatch_due(self) -> int:
-        claimed = await self.ledger.claim_due(self.clock.now(), self.batch_size, self.lease)
-        await asyncio.gather(*(self._deliver_with_slot(delivery) for delivery in claimed))
-        return len(claimed)
-
-    async def _deliver_with_slot(self, delivery: Delivery) -> None:
-        async with self._slots:
+    async def _deliver_logged(self, delivery: Delivery) -> None:
+        try:
             await self._deliver(delivery)
+        except Exception as error:
+            # The row stays claimed: it is taken up again when its lease ends.
+            log.exception("delivery_not_recorded", delivery_id=delivery.id, error_type=type(error).__name__)
 
     async def _deliver(self, delivery: Delivery) -> None:
         now = self.clock.now()
-        if delivery.expires_at is not None and now >= delivery.expires_at:
-            await self._skip(delivery, "appointment_started")
+        if now >= self.retry.useful_until(delivery):
+            await self._skip(delivery, "expired")
             return
-        if await self.suppressions.is_suppressed(delivery.channel, delivery.recipient):
+        staff = is_staff_template(delivery.template)
+        if not staff and await self.suppressions.is_suppressed(delivery.channel, delivery.recipient):
             await self._skip(delivery, "opted_out")
+            return
+        if not await self.ledger.begin_attempt(delivery, self.clock.now(), self.lease):
+            log.info("message_no_longer_wanted", delivery_id=delivery.id, step=delivery.step)
             return
         try:
             provider_id = await self._send(delivery)
+        except ChannelUnavailableError as error:
+            await self._pause_channel(delivery, error)
         except PermanentDeliveryError as error:
             await self._fail(delivery, error)
-            if delivery.channel == "sms" and error.code == OPTED_OUT_CODE:
-                await self.suppressions.suppress("sms", delivery.recipient, "carrier_opt_out", now)
+            if delivery.channel == "sms" and error.code == OPTED_OUT_CODE and not staff:
+                await self.suppressions.suppress("sms", delivery.recipient, "carrier_opt_out", self.clock.now())
         except TransientDeliveryError as error:
             await self._retry_or_give_up(delivery, error)
         except Exception as error:  # a template or programming error must not block the queue
             log.exception("delivery_crashed", delivery_id=delivery.id, error_type=type(error).__name__)
             await self._retry_or_give_up(delivery, TransientDeliveryError(type(error).__name__))
         else:
-            sent_at = self.clock.now()
-            await self.ledger.mark_sent(delivery.id, provider_id, sent_at)
-            DELIVERIES.labels(self.service, delivery.channel, delivery.template, "sent").inc()
-            DISPATCH_DELAY.labels(self.service, delivery.channel).observe(
-                max(0.0, (sent_at - delivery.scheduled_for).total_seconds())
-            )
-            log.info("message_sent", delivery_id=delivery.id, channel=delivery.channel,
-                     template=delivery.template, step=delivery.step, attempt=delivery.attempts)
+            await self._record_sent(delivery, provider_id)
 
     async def _send(self, delivery: Delivery) -> str:
+        unknown_since = delivery.unknown_outcome_since
         if delivery.channel == "email":
-            return await self.email.send(self.composer.email(delivery, self.clock.now()))
-        return await self.sms.send(self.composer.sms(delivery))
+            message = self.composer.email(delivery, self.clock.now())
+            if unknown_since is not None:
+                # Same Message-ID as the earlier attempt: a mail client shows a duplicate once.
+                UNKNOWN_OUTCOME_RESENDS.labels(self.service, "email").inc()
+            return await self.email.send(message)
+        text = self.composer.sms(delivery)
+        if unknown_since is not None:
+            if isinstance(self.sms, SmsHistory):
+                found = await self.sms.find_sent(text, unknown_since - PROVIDER_CLOCK_SKEW)
+                if found is not None:
+                    log.info("message_found_already_sent", delivery_id=delivery.id, channel="sms")
+                    return found
+            UNKNOWN_OUTCOME_RESENDS.labels(self.service, "sms").inc()
+        return await self.sms.send(text)
+
+    async def _record_sent(self, delivery: Delivery, provider_id: str) -> None:
+        sent_at = self.clock.now()
+        self._resume(delivery.channel)
+        if not await self.ledger.mark_sent(delivery, provider_id, sent_at):
+            log.warning("claim_lost_before_recording", delivery_id=delivery.id, outcome="sent")
+            return
+        DELIVERIES.labels(self.service, delivery.channel, delivery.template, "sent").inc()
+        DISPATCH_DELAY.labels(self.service, delivery.channel).observe(
+            max(0.0, (sent_at - delivery.scheduled_for).total_seconds())
+        )
+        log.info("message_sent", delivery_id=delivery.id, channel=delivery.channel,
+                 template=delivery.template, step=delivery.step, attempt=delivery.attempts)
 
     async def _skip(self, delivery: Delivery, reason: str) -> None:
-        await self.ledger.mark_skipped(delivery.id, reason, self.clock.now())
+        if not await self.ledger.mark_skipped(delivery, reason, self.clock.now()):
+            return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "skipped").inc()
         log.info("message_skipped", delivery_id=delivery.id, reason=reason, step=delivery.step)
+        self._alert_if_staff(delivery, reason)
 
     async def _fail(self, delivery: Delivery, error: DeliveryError) -> None:
-        await self.ledger.mark_failed(delivery.id, error.reason, error.code, self.clock.now())
+        if not await self.ledger.mark_failed(delivery, error.reason, error.code, self.clock.now()):
+            return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "failed").inc()
         log.warning("message_failed", delivery_id=delivery.id, channel=delivery.channel,
                     code=error.code, reason=error.reason)
+        self._alert_if_staff(delivery, error.reason)
+
+    def _alert_if_staff(self, delivery: Delivery, reason: str) -> None:
+        if not is_staff_template(delivery.template):
+            return
+        STAFF_UNDELIVERED.labels(self.service, delivery.channel).inc()
+        log.error("staff_message_undelivered", delivery_id=delivery.id, channel=delivery.channel,
+                  template=delivery.template, step=delivery.step, reason=reason)
 
     async def _retry_or_give_up(self, delivery: Delivery, error: DeliveryError) -> None:
-        if self.retry.gives_up_after(delivery.attempts):
-            reason = f"gave up after {delivery.attempts} attempts: {error.reason}"
+        now = self.clock.now()
+        due_at = self.retry.next_attempt(delivery, now)
+        if due_at is None:
+            reason = f"gave up after {delivery.attempts} attempts, no longer useful: {error.reason}"
             await self._fail(delivery, PermanentDeliveryError(reason, error.code))
             return
-        due_at = self.clock.now() + self.retry.delay_after(delivery.attempts)
-        await self.ledger.retry_later(delivery.id, due_at, error.reason, error.code, self.clock.now())
+        if not await self.ledger.retry_later(delivery, due_at, error.reason, error.code, now):
+            return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "retry").inc()
         log.warning("message_retry_scheduled", delivery_id=delivery.id, channel=delivery.channel,
                     code=error.code, reason=error.reason, attempt=delivery.attempts)
+
+    # --- channel pauses ---
+
+    async def _pause_channel(self, delivery: Delivery, error: DeliveryError) -> None:
+        channel, now = delivery.channel, self.clock.now()
+        pause = self._pauses.get(channel)
+        if pause is None:
+            pause = _Pause(now + self.retry.first_delay, self.retry.first_delay)
+            CHANNEL_PAUSED.labels(self.service, channel).set(1)
+            log.error("channel_paused", channel=channel, code=error.code, reason=error.reason,
+                      retry_in_seconds=pause.delay.total_seconds())
+        elif now >= pause.until:  # the probe failed too: wait longer
+            delay = min(pause.delay * 2, self.retry.max_delay)
+            pause = _Pause(now + delay, delay)
+        self._pauses[channel] = pause
+        await self.ledger.retry_later(delivery, pause.until, error.reason, error.code, now, charge_attempt=False)
+
+    def _resume(self, channel: str) -> None:
+        if self._pauses.pop(channel, None) is not None:
+            CHANNEL_PAUSED.labels(self.service, channel).set(0)
+            log.info("channel_resumed", channel=channel)
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

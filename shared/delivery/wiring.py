@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from types import MappingProxyType
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,6 +37,7 @@ def build_channels(settings: DeliverySettings) -> tuple[SmtpEmailSender, TwilioS
         password=smtp.password.get_secret_value() if smtp.password else None,
         use_tls=smtp.use_tls,
         start_tls=smtp.start_tls,
+        pool_size=smtp.pool_size,
     )
     sms = TwilioSmsSender(
         account_sid=twilio.account_sid,
@@ -42,6 +45,7 @@ def build_channels(settings: DeliverySettings) -> tuple[SmtpEmailSender, TwilioS
         from_number=twilio.from_number,
         messaging_service_sid=twilio.messaging_service_sid,
         api_base_url=twilio.api_base_url,
+        messages_per_second=twilio.messages_per_second,
     )
     return email, sms
 
@@ -51,6 +55,22 @@ def checked_catalogue(clinic: ClinicConfig) -> TemplateCatalogue:
     catalogue = TemplateCatalogue()
     catalogue.verify_complete(set(REQUIRED_TEMPLATES) | clinic.scheduled_templates())
     return catalogue
+
+
+def dispatch_options(settings: DeliverySettings) -> dict[str, Any]:
+    """The dispatcher's retry policy and sends in flight per channel, from settings."""
+    return {
+        "retry": RetryPolicy(
+            first_delay=timedelta(seconds=settings.retry_first_delay_seconds),
+            max_delay=timedelta(seconds=settings.retry_max_delay_seconds),
+            horizon=timedelta(hours=settings.retry_horizon_hours),
+            horizon_by_template=MappingProxyType(
+                {name: timedelta(hours=hours) for name, hours in settings.retry_horizon_hours_by_template.items()}
+            ),
+        ),
+        # One send per SMTP connection; SMS sends are paced by the sender's rate as well.
+        "channel_limits": {"email": settings.smtp.pool_size, "sms": settings.twilio.concurrency},
+    }
 
 
 def build_dispatcher(
@@ -71,10 +91,5 @@ def build_dispatcher(
         sms=sms,
         suppressions=SuppressionList(engine),
         clock=clock,
-        retry=RetryPolicy(
-            first_delay=timedelta(seconds=settings.retry_first_delay_seconds),
-            max_delay=timedelta(seconds=settings.retry_max_delay_seconds),
-            max_attempts=settings.retry_max_attempts,
-        ),
-        concurrency=settings.dispatch_concurrency,
+        **dispatch_options(settings),
     )

@@ -3,15 +3,25 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates, is_postgres
-from shared.ledger.model import OPEN_STATUSES, Delivery, DeliveryIntent, DeliveryStatus
+from shared.ledger.model import (
+    OPEN_STATUSES,
+    STAFF_TEMPLATE_PREFIX,
+    Delivery,
+    DeliveryIntent,
+    DeliveryStatus,
+)
 from shared.ledger.tables import deliveries
+
+_NOT_SENT_YET = deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value])
+_STILL_CLAIMED = deliveries.c.status == DeliveryStatus.SENDING.value
 
 
 def _row_to_delivery(row: Row[Any]) -> Delivery:
@@ -34,6 +44,7 @@ def _row_to_delivery(row: Row[Any]) -> Delivery:
         reason=row.reason,
         error_code=row.error_code,
         provider_id=row.provider_id,
+        claim_token=row.claim_token,
     )
 
 
@@ -84,33 +95,35 @@ class DeliveryLedger:
         now: datetime,
         templates: Sequence[str] | None = None,
     ) -> int:
-        conditions = [
-            deliveries.c.appointment_id == appointment_id,
-            deliveries.c.status == DeliveryStatus.PENDING.value,
-        ]
+        """Cancel what is still to be sent for an appointment, including messages a dispatcher has
+        claimed but not sent yet: it checks the row again right before the provider call."""
+        conditions = [deliveries.c.appointment_id == appointment_id, _NOT_SENT_YET]
         if templates is not None:
             conditions.append(deliveries.c.template.in_(list(templates)))
-        result = await connection.execute(
-            update(deliveries)
-            .where(and_(*conditions))
-            .values(status=DeliveryStatus.CANCELLED.value, reason=reason, updated_at=now)
-        )
-        return result.rowcount
+        return await self._cancel(connection, conditions, reason, now)
 
     async def cancel_pending_to(
         self, connection: AsyncConnection, channel: str, recipient: str, reason: str, now: datetime
     ) -> int:
-        """Cancel what is still to be sent to one address on one channel (an opt-out)."""
+        """Cancel what is still to be sent to one address on one channel (an opt-out).
+
+        Staff messages stay: a clinician who once opted out as a patient still gets escalations."""
+        conditions = [
+            deliveries.c.channel == channel,
+            deliveries.c.recipient == recipient,
+            _NOT_SENT_YET,
+            ~deliveries.c.template.startswith(STAFF_TEMPLATE_PREFIX, autoescape=True),
+        ]
+        return await self._cancel(connection, conditions, reason, now)
+
+    async def _cancel(
+        self, connection: AsyncConnection, conditions: list[ColumnElement[bool]], reason: str, now: datetime
+    ) -> int:
+        # The claim token stays: a send already in flight still records that it went out.
         result = await connection.execute(
             update(deliveries)
-            .where(
-                and_(
-                    deliveries.c.channel == channel,
-                    deliveries.c.recipient == recipient,
-                    deliveries.c.status == DeliveryStatus.PENDING.value,
-                )
-            )
-            .values(status=DeliveryStatus.CANCELLED.value, reason=reason, updated_at=now)
+            .where(and_(*conditions))
+            .values(status=DeliveryStatus.CANCELLED.value, reason=reason, lease_until=None, updated_at=now)
         )
         return result.rowcount
 
@@ -124,35 +137,65 @@ class DeliveryLedger:
 
     # --- dispatching ---
 
-    async def claim_due(self, now: datetime, limit: int, lease: timedelta) -> list[Delivery]:
-        """Take up to `limit` due messages for this dispatcher alone, until the lease ends.
+    async def claim_due(
+        self, now: datetime, limit: int, lease: timedelta, channel: str | None = None
+    ) -> list[Delivery]:
+        """Take up to `limit` due messages (of one channel, if given) for this dispatcher alone.
 
-        A message left in SENDING by a dispatcher that died is due again once its lease ends.
-        On PostgreSQL, rows another dispatcher is claiming are skipped, not waited for.
+        Each claim gets a new `claim_token`; only its holder can record the outcome. A message left
+        in SENDING by a dispatcher that stopped is due again once its lease ends; it comes back with
+        `unknown_outcome_since` set, as it may have gone out. On PostgreSQL, rows another
+        dispatcher is claiming are skipped, not waited for.
         """
+        if limit <= 0:
+            return []
         due = or_(
             and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now),
             and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now),
         )
-        query = select(deliveries.c.id).where(due).order_by(deliveries.c.due_at).limit(limit)
+        if channel is not None:
+            due = and_(due, deliveries.c.channel == channel)
+        query = (
+            select(deliveries.c.id, deliveries.c.status, deliveries.c.attempt_started_at)
+            .where(due)
+            .order_by(deliveries.c.due_at)
+            .limit(limit)
+        )
         if is_postgres(self.engine):
             query = query.with_for_update(skip_locked=True)
+        token = str(uuid.uuid4())
         async with self.engine.begin() as connection:
-            ids = [row.id for row in await connection.execute(query)]
-            if not ids:
+            found = {row.id: row for row in await connection.execute(query)}
+            if not found:
                 return []
             result = await connection.execute(
                 update(deliveries)
-                .where(and_(deliveries.c.id.in_(ids), due))
+                .where(and_(deliveries.c.id.in_(list(found)), due))
                 .values(
                     status=DeliveryStatus.SENDING.value,
                     lease_until=now + lease,
+                    claim_token=token,
+                    attempt_started_at=now,
                     attempts=deliveries.c.attempts + 1,
                     updated_at=now,
                 )
                 .returning(*deliveries.c)
             )
-            return sorted((_row_to_delivery(row) for row in result), key=lambda d: d.due_at)
+            claimed = []
+            for row in result:
+                before = found[row.id]
+                unknown_since = None
+                if before.status == DeliveryStatus.SENDING.value:
+                    unknown_since = before.attempt_started_at or now - lease
+                claimed.append(replace(_row_to_delivery(row), unknown_outcome_since=unknown_since))
+            return sorted(claimed, key=lambda d: d.due_at)
+
+    async def begin_attempt(self, delivery: Delivery, now: datetime, lease: timedelta) -> bool:
+        """Right before the provider call: is the message still ours to send (claimed by us, not
+        cancelled)? If so, the lease runs from now."""
+        return await self._update_claimed(
+            delivery, _STILL_CLAIMED, lease_until=now + lease, updated_at=now
+        )
 
     async def next_due_at(self) -> datetime | None:
         async with self.engine.connect() as connection:
@@ -169,38 +212,72 @@ class DeliveryLedger:
         candidates = [moment for moment in (pending, leased) if moment is not None]
         return min(candidates) if candidates else None
 
-    async def mark_sent(self, delivery_id: str, provider_id: str, now: datetime) -> None:
-        await self._finish(
-            delivery_id, now, status=DeliveryStatus.SENT, provider_id=provider_id, sent_at=now
+    async def mark_sent(self, delivery: Delivery, provider_id: str, now: datetime) -> bool:
+        """Record that the message went out; also when it was cancelled while in flight (the truth)."""
+        sent = deliveries.c.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.CANCELLED.value])
+        return await self._update_claimed(
+            delivery, sent, status=DeliveryStatus.SENT.value, provider_id=provider_id, sent_at=now,
+            lease_until=None, updated_at=now,
         )
 
-    async def mark_failed(self, delivery_id: str, reason: str, code: str | None, now: datetime) -> None:
-        await self._finish(delivery_id, now, status=DeliveryStatus.FAILED, reason=reason, error_code=code)
+    async def mark_failed(self, delivery: Delivery, reason: str, code: str | None, now: datetime) -> bool:
+        return await self._finish(delivery, now, status=DeliveryStatus.FAILED, reason=reason, error_code=code)
 
-    async def mark_skipped(self, delivery_id: str, reason: str, now: datetime) -> None:
-        await self._finish(delivery_id, now, status=DeliveryStatus.SKIPPED, reason=reason)
+    async def mark_skipped(self, delivery: Delivery, reason: str, now: datetime) -> bool:
+        return await self._finish(delivery, now, status=DeliveryStatus.SKIPPED, reason=reason)
 
     async def retry_later(
-        self, delivery_id: str, due_at: datetime, reason: str, code: str | None, now: datetime
-    ) -> None:
-        await self._finish(
-            delivery_id, now, status=DeliveryStatus.PENDING, due_at=due_at, reason=reason, error_code=code
+        self,
+        delivery: Delivery,
+        due_at: datetime,
+        reason: str,
+        code: str | None,
+        now: datetime,
+        *,
+        charge_attempt: bool = True,
+    ) -> bool:
+        """Back to PENDING until `due_at`; `charge_attempt=False` when the message itself was not at
+        fault (the whole channel was unavailable)."""
+        values: dict[str, object] = {"due_at": due_at, "reason": reason, "error_code": code}
+        if not charge_attempt:
+            values["attempts"] = deliveries.c.attempts - 1
+        return await self._finish(delivery, now, status=DeliveryStatus.PENDING, **values)
+
+    async def _finish(self, delivery: Delivery, now: datetime, *, status: DeliveryStatus, **values: object) -> bool:
+        return await self._update_claimed(
+            delivery, _STILL_CLAIMED, status=status.value, lease_until=None, updated_at=now, **values
         )
 
-    async def _finish(self, delivery_id: str, now: datetime, **values: object) -> None:
-        status = values.pop("status")
-        assert isinstance(status, DeliveryStatus)
+    async def _update_claimed(self, delivery: Delivery, condition: ColumnElement[bool], **values: object) -> bool:
+        """Change the row only under the claim this dispatcher holds: a dispatcher whose lease ran
+        out and whose message was claimed again, or cancelled, changes nothing."""
+        if delivery.claim_token is None:
+            raise ValueError("only a claimed delivery can be updated")
         async with self.engine.begin() as connection:
-            await connection.execute(
+            result = await connection.execute(
                 update(deliveries)
                 .where(
                     and_(
-                        deliveries.c.id == delivery_id,
-                        deliveries.c.status == DeliveryStatus.SENDING.value,
+                        deliveries.c.id == delivery.id,
+                        deliveries.c.claim_token == delivery.claim_token,
+                        condition,
                     )
                 )
-                .values(status=status.value, lease_until=None, updated_at=now, **values)
+                .values(**values)
             )
+        return result.rowcount == 1
+
+    async def due_backlog(self, now: datetime) -> tuple[int, datetime | None]:
+        """How many pending messages are due now, and the due time of the oldest of them."""
+        async with self.engine.connect() as connection:
+            row = (
+                await connection.execute(
+                    select(func.count(), func.min(deliveries.c.due_at)).where(
+                        and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now)
+                    )
+                )
+            ).one()
+        return int(row[0]), row[1]
 
     # --- for operators ---
 

@@ -18,6 +18,14 @@ class DeliveryStatus(StrEnum):
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 
+# Messages to the clinic's staff (on-call escalations, reviews), not to patients: patient consent
+# lists never silence them and they carry no unsubscribe.
+STAFF_TEMPLATE_PREFIX = "staff_"
+
+
+def is_staff_template(template: str) -> bool:
+    return template.startswith(STAFF_TEMPLATE_PREFIX)
+
 
 @dataclass(frozen=True)
 class DeliveryIntent:
@@ -55,3 +63,7 @@ class Delivery:
     reason: str | None
     error_code: str | None
     provider_id: str | None
+    claim_token: str | None = None
+    # Set when this claim took over an attempt whose dispatcher stopped before recording its
+    # outcome (lease expired): the message may already have gone out, from that moment on.
+    unknown_outcome_since: datetime | None = None

@@ -36,6 +36,11 @@ deliveries = Table(
     Column("status", String(20), nullable=False),
     Column("attempts", Integer, nullable=False, default=0),
     Column("lease_until", UtcDateTime()),
+    # Set at each claim: only the dispatcher holding it may record what became of the attempt.
+    Column("claim_token", String(36)),
+    # When the current (or last) attempt was claimed: where to look for it at the provider when
+    # its outcome is unknown.
+    Column("attempt_started_at", UtcDateTime()),
     Column("reason", Text),
     Column("error_code", String(20)),
     Column("provider_id", String(200)),

@@ -72,7 +72,7 @@ async def test_a_message_whose_dispatcher_died_is_claimed_again_after_its_lease(
 async def test_sent_messages_are_never_claimed_again(ledger: DeliveryLedger) -> None:
     await record(ledger, intent())
     [delivery] = await ledger.claim_due(NOW, limit=10, lease=timedelta(seconds=60))
-    await ledger.mark_sent(delivery.id, "SM123", NOW)
+    await ledger.mark_sent(delivery, "SM123", NOW)
     assert await ledger.claim_due(NOW + timedelta(hours=1), limit=10, lease=timedelta(seconds=60)) == []
     assert (await ledger.counts_by_status()) == {"sent": 1}
 
@@ -80,7 +80,7 @@ async def test_sent_messages_are_never_claimed_again(ledger: DeliveryLedger) -> 
 async def test_a_retry_waits_for_its_new_due_time(ledger: DeliveryLedger) -> None:
     await record(ledger, intent())
     [delivery] = await ledger.claim_due(NOW, limit=10, lease=timedelta(seconds=60))
-    await ledger.retry_later(delivery.id, NOW + timedelta(seconds=30), "smtp down", "421", NOW)
+    await ledger.retry_later(delivery, NOW + timedelta(seconds=30), "smtp down", "421", NOW)
     assert await ledger.claim_due(NOW + timedelta(seconds=29), limit=10, lease=timedelta(seconds=60)) == []
     [retried] = await ledger.claim_due(NOW + timedelta(seconds=30), limit=10, lease=timedelta(seconds=60))
     assert retried.attempts == 2 and retried.reason == "smtp down"
@@ -89,7 +89,7 @@ async def test_a_retry_waits_for_its_new_due_time(ledger: DeliveryLedger) -> Non
 async def test_cancelling_pending_messages_leaves_sent_ones_alone(ledger: DeliveryLedger) -> None:
     await record(ledger, intent(), intent(step="reminder_24h", due_in=timedelta(hours=2)))
     [confirmation] = await ledger.claim_due(NOW, limit=10, lease=timedelta(seconds=60))
-    await ledger.mark_sent(confirmation.id, "id", NOW)
+    await ledger.mark_sent(confirmation, "id", NOW)
     async with ledger.engine.begin() as connection:
         assert await ledger.cancel_pending(connection, "apt-1", "cancelled", NOW) == 1
     assert await ledger.counts_by_status() == {"sent": 1, "cancelled": 1}
@@ -104,3 +104,74 @@ async def test_concurrent_dispatchers_never_claim_the_same_message(ledger: Deliv
     assert len(claimed_ids) == len(set(claimed_ids))
     remaining = await ledger.claim_due(NOW, limit=500, lease=timedelta(seconds=60))
     assert len(claimed_ids) + len(remaining) == 200
+
+
+LEASE = timedelta(seconds=60)
+
+
+async def cancel(ledger: DeliveryLedger) -> int:
+    async with ledger.engine.begin() as connection:
+        return await ledger.cancel_pending(connection, "apt-1", "cancelled", NOW)
+
+
+async def test_a_cancellation_also_stops_a_message_already_claimed(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent())
+    [claimed] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    assert await cancel(ledger) == 1
+    # The dispatcher checks again right before the provider call, and a transient error cannot revive it.
+    assert await ledger.begin_attempt(claimed, NOW, LEASE) is False
+    assert await ledger.retry_later(claimed, NOW + timedelta(seconds=5), "smtp down", "421", NOW) is False
+    assert await ledger.claim_due(NOW + timedelta(hours=1), limit=10, lease=LEASE) == []
+    assert await ledger.counts_by_status() == {"cancelled": 1}
+
+
+async def test_a_message_cancelled_while_its_send_was_in_flight_ends_as_sent(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent())
+    [claimed] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    assert await ledger.begin_attempt(claimed, NOW, LEASE)
+    await cancel(ledger)
+    assert await ledger.mark_sent(claimed, "SM1", NOW)  # it did go out: the ledger says so
+    assert await ledger.counts_by_status() == {"sent": 1}
+
+
+async def test_a_dispatcher_whose_lease_ran_out_cannot_overwrite_the_next_claim(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent())
+    [stale] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    [current] = await ledger.claim_due(NOW + LEASE, limit=10, lease=LEASE)
+    assert await ledger.mark_failed(stale, "late answer", "500", NOW + LEASE) is False
+    assert await ledger.retry_later(stale, NOW + 2 * LEASE, "late", None, NOW + LEASE) is False
+    assert await ledger.counts_by_status() == {"sending": 1}
+    assert await ledger.mark_sent(current, "SM2", NOW + LEASE)
+    assert await ledger.mark_sent(stale, "SM1", NOW + LEASE) is False
+    async with ledger.engine.connect() as connection:
+        [row] = await ledger.for_appointment(connection, "apt-1")
+    assert (row.status, row.provider_id) == (DeliveryStatus.SENT, "SM2")
+
+
+async def test_a_message_reclaimed_after_its_lease_has_an_unknown_outcome(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent(), intent(step="other"))
+    first = await ledger.claim_due(NOW, limit=1, lease=LEASE)
+    assert first[0].unknown_outcome_since is None
+    again = await ledger.claim_due(NOW + LEASE, limit=10, lease=LEASE)
+    assert {d.step: d.unknown_outcome_since for d in again} == {"confirmation": NOW, "other": None}
+
+
+async def test_claims_of_one_channel_leave_the_other_alone(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent(), intent(channel="sms"))
+    assert [d.channel for d in await ledger.claim_due(NOW, limit=10, lease=LEASE, channel="sms")] == ["sms"]
+    assert [d.channel for d in await ledger.claim_due(NOW, limit=10, lease=LEASE, channel="sms")] == []
+
+
+async def test_a_stop_cancels_patient_messages_to_the_number_but_not_staff_messages(ledger: DeliveryLedger) -> None:
+    staff = DeliveryIntent("apt-1", "staff_alert:c1", "sms", 1, "staff_alert", "+14165550199", "en-CA", NOW)
+    patient_text = DeliveryIntent("apt-1", "reminder", "sms", 1, "reminder", "+14165550199", "en-CA", NOW)
+    await record(ledger, staff, patient_text)
+    async with ledger.engine.begin() as connection:
+        assert await ledger.cancel_pending_to(connection, "sms", "+14165550199", "opted_out", NOW) == 1
+    [left] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    assert left.template == "staff_alert"
+
+
+async def test_the_due_backlog_counts_pending_messages_due_now(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent(), intent(step="later", due_in=timedelta(hours=1)))
+    assert await ledger.due_backlog(NOW + timedelta(minutes=5)) == (1, NOW)

@@ -2,12 +2,14 @@
 transient."""
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from icalendar import Calendar
 from pydantic import SecretStr
+from sqlalchemy import text
 
 from sandbox.smtp_sink import SmtpSink
 from services.notifier import bootstrap
@@ -20,7 +22,8 @@ from shared.delivery.context import appointment_context
 from shared.delivery.dispatcher import Dispatcher
 from shared.ledger.model import DeliveryIntent
 from shared.settings import DeliverySettings, SmtpSettings, TwilioSettings
-from tests.support.channels import ACCOUNT_SID, AUTH_TOKEN, CLINIC_NUMBER, start_twilio_sandbox
+from shared.templates.sample import sample_context
+from tests.support.channels import ACCOUNT_SID, AUTH_TOKEN, CLINIC_NUMBER, mails_to, start_twilio_sandbox
 from tests.support.events import booked, in_hours, patient
 
 CLINIC = load_clinic_config(Path(__file__).resolve().parents[2] / "deploy" / "clinic.yaml")
@@ -47,7 +50,7 @@ def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSetting
         delivery=DeliverySettings(
             link_secret="a-test-secret-of-at-least-32-bytes",
             retry_first_delay_seconds=10,
-            retry_max_attempts=3,
+            retry_horizon_hours=1,
             smtp=SmtpSettings(host="127.0.0.1", port=sink.port,
                               sender="Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>"),
             twilio=TwilioSettings(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN),
@@ -133,14 +136,50 @@ async def test_a_permanent_twilio_refusal_is_recorded_and_not_retried(setup, twi
     assert await dispatcher.suppressions.is_suppressed("sms", phone) is (code == 21610)
 
 
-async def test_retries_give_up_after_the_last_attempt(setup, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_an_smtp_outage_of_two_hours_delays_the_email_but_does_not_lose_it(setup, sink) -> None:  # type: ignore[no-untyped-def]
     dispatcher, clock = setup
-    sink.fail_next(3, code=451)
-    await record_confirmation(dispatcher, "d5@example.com", "+14165550135")
-    for _ in range(4):
+    sink.fail_next(14, code=451)
+    await record_confirmation(dispatcher, "d5@example.com", "+14165550135", expires_at=in_hours(48, NOW))
+    for _ in range(16):
+        await dispatcher.dispatch_due()
+        clock.advance(timedelta(minutes=10))
+    assert len(mails_to(sink, "d5@example.com")) == 1
+    assert await statuses(dispatcher) == {"sent": 2}
+
+
+async def test_retries_give_up_once_the_message_is_no_longer_useful(setup, sink) -> None:  # type: ignore[no-untyped-def]
+    dispatcher, clock = setup
+    sink.fail_next(100, code=451)
+    await record_confirmation(dispatcher, "d9@example.com", "+14165550139", expires_at=NOW + timedelta(minutes=30))
+    for _ in range(8):
         await dispatcher.dispatch_due()
         clock.advance(timedelta(minutes=5))
+    sink.fail_next(0)
     assert await statuses(dispatcher) == {"sent": 1, "failed": 1}
+    async with dispatcher.ledger.engine.connect() as connection:
+        [email] = [d for d in await dispatcher.ledger.for_appointment(connection, "apt-0139") if d.channel == "email"]
+    assert "no longer useful" in (email.reason or "")
+
+
+async def test_refused_smtp_credentials_pause_email_without_using_up_the_message(setup, sink) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    dispatcher, clock = setup
+    paused = {"service": "notifier", "channel": "email"}
+    sink.fail_next(5, code=535, message="Authentication credentials invalid")
+    await record_confirmation(dispatcher, "d10@example.com", "+14165550140", expires_at=in_hours(48, NOW))
+    for _ in range(5):
+        await dispatcher.dispatch_due()
+        clock.advance(timedelta(minutes=10))
+    assert REGISTRY.get_sample_value("clinic_notify_channel_paused", paused) == 1
+    assert await statuses(dispatcher) == {"sent": 1, "pending": 1}
+    async with dispatcher.ledger.engine.connect() as connection:
+        [email] = [d for d in await dispatcher.ledger.for_appointment(connection, "apt-0140") if d.channel == "email"]
+    assert email.attempts == 0  # the account was at fault, not the message
+    await dispatcher.dispatch_due()  # the credentials work again
+    assert len(mails_to(sink, "d10@example.com")) == 1
+    assert REGISTRY.get_sample_value("clinic_notify_channel_paused", paused) == 0
+    assert await statuses(dispatcher) == {"sent": 2}
 
 
 async def test_a_reminder_due_after_the_appointment_started_is_skipped(setup, twilio) -> None:  # type: ignore[no-untyped-def]
@@ -172,3 +211,112 @@ async def test_operators_see_the_ledger_by_status_in_the_metrics(setup) -> None:
     await dispatcher.report_backlog()
     sent = REGISTRY.get_sample_value("clinic_notify_ledger_messages", {"service": "notifier", "status": "sent"})
     assert (pending, sent) == (2, 2)
+
+
+async def wait_until(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await condition():
+            return True
+        await asyncio.sleep(0.1)
+    return False
+
+
+async def test_the_dispatcher_keeps_sending_after_the_database_was_unavailable(setup, sink) -> None:  # type: ignore[no-untyped-def]
+    dispatcher, _ = setup
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        async with dispatcher.ledger.engine.begin() as connection:  # every ledger query now fails
+            await connection.execute(text("ALTER TABLE deliveries RENAME TO deliveries_away"))
+        await asyncio.sleep(2.5)
+        async with dispatcher.ledger.engine.begin() as connection:
+            await connection.execute(text("ALTER TABLE deliveries_away RENAME TO deliveries"))
+        await record_confirmation(dispatcher, "d11@example.com", "+14165550141")
+        assert await wait_until(lambda: _counts_are(dispatcher, {"sent": 2}))
+        assert not running.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=15)
+    assert len(mails_to(sink, "d11@example.com")) == 1
+
+
+async def _counts_are(dispatcher: Dispatcher, expected: dict[str, int]) -> bool:
+    return await statuses(dispatcher) == expected
+
+
+async def test_a_text_that_went_out_before_its_dispatcher_died_is_not_sent_again(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+    dispatcher, clock = setup
+    await record_confirmation(dispatcher, "d12@example.com", "+14165550142")
+    # A dispatcher claims the text, sends it and dies before recording it.
+    [text_claim] = await dispatcher.ledger.claim_due(clock.now(), 10, timedelta(seconds=60), channel="sms")
+    sid = await dispatcher.sms.send(dispatcher.composer.sms(text_claim))
+    clock.advance(timedelta(seconds=61))
+    await dispatcher.dispatch_due()
+    assert [m["sid"] for m in twilio.messages("+14165550142")] == [sid]
+    async with dispatcher.ledger.engine.connect() as connection:
+        rows = await dispatcher.ledger.for_appointment(connection, "apt-0142")
+    assert {(d.channel, d.status.value, d.provider_id if d.channel == "sms" else "") for d in rows} == {
+        ("sms", "sent", sid), ("email", "sent", "")}
+
+
+async def test_a_text_whose_dispatcher_died_before_sending_is_sent_once_and_counted(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    dispatcher, clock = setup
+    resends = {"service": "notifier", "channel": "sms"}
+    before = REGISTRY.get_sample_value("clinic_notify_unknown_outcome_resends_total", resends) or 0
+    await record_confirmation(dispatcher, "d13@example.com", "+14165550143")
+    await dispatcher.ledger.claim_due(clock.now(), 10, timedelta(seconds=60), channel="sms")
+    clock.advance(timedelta(seconds=61))
+    await dispatcher.dispatch_due()
+    assert len(twilio.messages("+14165550143")) == 1
+    assert REGISTRY.get_sample_value("clinic_notify_unknown_outcome_resends_total", resends) == before + 1
+
+
+async def record_staff_alert(dispatcher: Dispatcher, email: str, phone: str) -> None:
+    context = sample_context(template="staff_alert")
+    intents = [
+        DeliveryIntent("apt-" + phone[-4:], "staff_alert:c1", channel, 1, "staff_alert", address, "en-CA", NOW,
+                       context)
+        for channel, address in (("email", email), ("sms", phone))
+    ]
+    async with dispatcher.ledger.engine.begin() as connection:
+        await dispatcher.ledger.record(connection, intents, NOW)
+
+
+async def test_a_clinician_who_once_opted_out_as_a_patient_still_gets_escalations(setup, sink, twilio) -> None:  # type: ignore[no-untyped-def]
+    dispatcher, _ = setup
+    await dispatcher.suppressions.suppress("sms", "+14165550144", "sms_keyword", NOW)
+    await dispatcher.suppressions.suppress("email", "oncall@example.com", "unsubscribe_link", NOW)
+    await record_staff_alert(dispatcher, "oncall@example.com", "+14165550144")
+    await dispatcher.dispatch_due()
+    assert len(twilio.messages("+14165550144")) == 1
+    [mail] = mails_to(sink, "oncall@example.com")
+    assert mail.message["List-Unsubscribe"] is None
+    assert "unsubscribe" not in mail.body().lower()
+    assert await statuses(dispatcher) == {"sent": 2}
+
+
+async def test_a_staff_message_that_fails_for_good_raises_an_alert(setup, sink, twilio) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    dispatcher, _ = setup
+    undelivered = {"service": "notifier", "channel": "sms"}
+    before = REGISTRY.get_sample_value("clinic_notify_staff_undelivered_total", undelivered) or 0
+    twilio.inject_fault(21211, 400, to="+14165550145")
+    await record_staff_alert(dispatcher, "oncall2@example.com", "+14165550145")
+    await dispatcher.dispatch_due()
+    assert REGISTRY.get_sample_value("clinic_notify_staff_undelivered_total", undelivered) == before + 1
+
+
+async def test_operators_see_how_many_messages_are_due_and_for_how_long(setup) -> None:  # type: ignore[no-untyped-def]
+    from prometheus_client import REGISTRY
+
+    dispatcher, clock = setup
+    await record_confirmation(dispatcher, "d15@example.com", "+14165550146")
+    clock.advance(timedelta(minutes=5))
+    await dispatcher.report_backlog()
+    labels = {"service": "notifier"}
+    assert REGISTRY.get_sample_value("clinic_notify_ledger_due_messages", labels) == 2
+    assert REGISTRY.get_sample_value("clinic_notify_ledger_oldest_due_age_seconds", labels) == 300

@@ -155,3 +155,42 @@ async def test_no_server_listening_is_transient(sink: SmtpSink) -> None:
 async def test_headers_the_sender_owns_cannot_be_overridden(sender: SmtpEmailSender) -> None:
     with pytest.raises(ValueError):
         await sender.send(appointment_email(headers={"Message-ID": "<x@y>"}))
+
+
+async def test_a_pool_of_connections_sends_to_a_slow_server_in_parallel() -> None:
+    import asyncio
+    import time
+
+    with SmtpSink(delay=0.5) as slow:  # a server taking half a second over each message
+        smtp = SmtpEmailSender("127.0.0.1", slow.port, CLINIC, timeout=5.0, pool_size=4)
+        try:
+            started = time.monotonic()
+            await asyncio.gather(*(smtp.send(appointment_email(to=f"p{i}@example.org")) for i in range(8)))
+            elapsed = time.monotonic() - started
+        finally:
+            await smtp.close()
+        assert len(slow.messages) == 8
+    # One connection would take 8 x 0.5 s = 4 s.
+    assert elapsed < 2.5
+
+
+async def test_a_pooled_connection_the_server_dropped_is_reopened(sink: SmtpSink) -> None:
+    smtp = SmtpEmailSender("127.0.0.1", sink.port, CLINIC, timeout=5.0, pool_size=1)
+    try:
+        first = await smtp.send(appointment_email())
+        sink.stop()
+        sink.start()  # the server went away and came back: the open connection is dead
+        second = await smtp.send(appointment_email())
+    finally:
+        await smtp.close()
+    sink.wait_for(by_id(first))
+    sink.wait_for(by_id(second))
+
+
+async def test_refused_credentials_are_an_account_wide_failure(sink: SmtpSink, sender: SmtpEmailSender) -> None:
+    from shared.channels.messages import ChannelUnavailableError
+
+    sink.fail_next(1, code=535, message="Authentication credentials invalid")
+    with pytest.raises(ChannelUnavailableError) as failure:
+        await sender.send(appointment_email())
+    assert failure.value.code == "535"

@@ -1,0 +1,58 @@
+"""SMS sends are paced to the sender's rate, and a rate-limit answer slows them down."""
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from sandbox.serving import BackgroundServer
+from sandbox.twilio_sandbox import create_app
+from shared.channels.messages import ChannelUnavailableError, SmsMessage, TransientDeliveryError
+from shared.channels.sms import TwilioSmsSender
+
+ACCOUNT_SID = "AC" + "0" * 31 + "1"
+AUTH_TOKEN = "sandbox-auth-token"
+CLINIC_NUMBER = "+14165550100"
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[httpx.Client]:
+    with BackgroundServer(create_app(ACCOUNT_SID, AUTH_TOKEN)) as server, httpx.Client(base_url=server.url) as control:
+        yield control
+
+
+async def test_texts_go_no_faster_than_the_senders_rate(sandbox: httpx.Client) -> None:
+    sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=str(sandbox.base_url),
+                          messages_per_second=5)
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(sms.send(SmsMessage(f"+1416555{i:04d}", "Your appointment")) for i in range(6)))
+        elapsed = time.monotonic() - started
+    finally:
+        await sms.close()
+    assert elapsed >= 0.9  # six texts at five a second
+
+
+async def test_a_rate_limit_answer_halves_the_rate(sandbox: httpx.Client) -> None:
+    sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=str(sandbox.base_url),
+                          messages_per_second=10)
+    sandbox.post("/_sandbox/faults", json={"code": 20429, "status": 429, "to": "+14165559990"}).raise_for_status()
+    try:
+        with pytest.raises(TransientDeliveryError):
+            await sms.send(SmsMessage("+14165559990", "Your appointment"))
+    finally:
+        await sms.close()
+    assert sms.send_rate.rate == 5
+
+
+async def test_refused_credentials_are_an_account_wide_failure(sandbox: httpx.Client) -> None:
+    sms = TwilioSmsSender(ACCOUNT_SID, "wrong-token", from_number=CLINIC_NUMBER, api_base_url=str(sandbox.base_url))
+    try:
+        with pytest.raises(ChannelUnavailableError) as failure:
+            await sms.send(SmsMessage("+14165559991", "Your appointment"))
+    finally:
+        await sms.close()
+    assert failure.value.code == "20003"
