@@ -6,6 +6,11 @@
   only sent again when the schedule says the new time makes them meaningful.
 - A cancellation sends a notice and cancels everything pending; a no-show or a completed visit
   cancels what is pending.
+- A notice (confirmation, reschedule or cancellation notice) is useful until the appointment's start
+  (for a cancellation, the start that was cancelled): it expires then, and an event applied after
+  that start (a long lag, a replay) sends none. SMS notices wait out quiet hours like reminders;
+  email ones only when the clinic holds email too. A notice that quiet hours would hold until
+  after its expiry goes at once: a patient must hear of a change before the visit.
 - An event whose sequence is not newer than the last applied one changes nothing, and nothing
   reopens an appointment that was cancelled, missed or completed.
 """
@@ -13,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.notifier.domain.state import AppointmentState
 from shared.clinic_config import ClinicConfig
@@ -30,6 +35,7 @@ from shared.events.appointment import (
 )
 from shared.ledger.model import DeliveryIntent
 from shared.scheduling.plan import SkippedStep, plan_schedule
+from shared.scheduling.steps import Schedule, ScheduleStep
 
 CLOSED_STATUSES = frozenset({"cancelled", "no_show", "completed"})
 NOTICE_FOR = {
@@ -79,9 +85,11 @@ def decide(
         status=STATUS_AFTER[event.event_type],
         event=event.model_dump(mode="json"),
     )
-    notices = _notices(event, now)
+    notices, stale_notices = _notices(event, clinic, now)
     if isinstance(event, (AppointmentCancelled, AppointmentNoShow, AppointmentCompleted)):
-        return EventDecision(new_state=new_state, cancel_pending_because=new_state.status, intents=notices)
+        return EventDecision(
+            new_state=new_state, cancel_pending_because=new_state.status, intents=notices, skipped=stale_notices
+        )
 
     assert isinstance(event, (AppointmentBooked, AppointmentRescheduled))
     scheduled, skipped = _pre_session_schedule(event, already_sent, clinic, now)
@@ -89,28 +97,55 @@ def decide(
         new_state=new_state,
         cancel_pending_because="rescheduled" if current is not None else None,
         intents=notices + scheduled,
-        skipped=skipped,
+        skipped=stale_notices + skipped,
     )
 
 
-def _notices(event: AppointmentEvent, now: datetime) -> tuple[DeliveryIntent, ...]:
+def _notices(
+    event: AppointmentEvent, clinic: ClinicConfig, now: datetime
+) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
     template = NOTICE_FOR.get(event.event_type)
     if template is None:
-        return ()
-    return tuple(
-        DeliveryIntent(
-            appointment_id=event.appointment_id,
-            step=template,
-            channel=channel,
-            appointment_version=event.sequence,
-            template=template,
-            recipient=address,
-            locale=event.patient.locale,
-            due_at=now,
-            context=appointment_context(event),
+        return (), ()
+    expires_at = event.appointment.starts_at
+    intents: list[DeliveryIntent] = []
+    skipped: list[SkippedStep] = []
+    for channel, address in reachable_channels(event.patient).items():
+        due_at = _notice_due_at(template, channel, event, clinic, now)
+        if due_at is None:
+            skipped.append(SkippedStep(step=template, channel=channel, reason="appointment_started"))
+            continue
+        intents.append(
+            DeliveryIntent(
+                appointment_id=event.appointment_id,
+                step=template,
+                channel=channel,
+                appointment_version=event.sequence,
+                template=template,
+                recipient=address,
+                locale=event.patient.locale,
+                due_at=due_at,
+                context=appointment_context(event),
+                expires_at=expires_at,
+            )
         )
-        for channel, address in reachable_channels(event.patient).items()
-    )
+    return tuple(intents), tuple(skipped)
+
+
+def _notice_due_at(
+    template: str, channel: str, event: AppointmentEvent, clinic: ClinicConfig, now: datetime
+) -> datetime | None:
+    """Now, or the end of quiet hours when the notice is held; None once the appointment started."""
+    held = channel == "sms" or clinic.hold_email_in_quiet_hours
+    step = ScheduleStep(name=template, template=template, channel=channel,
+                        offset=timedelta(0), send_if_late=True, hold_in_quiet_hours=held)
+    plan = plan_schedule(Schedule(steps=[step]), anchor=now, time_zone=event.patient.zone,
+                         quiet_hours=clinic.quiet_hours, now=now, deadline=event.appointment.starts_at)
+    if plan.planned:
+        return plan.planned[0].due_at
+    if plan.skipped[0].reason == "quiet_hours_until_after_start":
+        return now
+    return None
 
 
 def _pre_session_schedule(

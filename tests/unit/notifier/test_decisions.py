@@ -148,3 +148,54 @@ def test_email_waits_out_quiet_hours_only_when_the_clinic_says_so() -> None:
     guidance = lambda decision: next(i for i in decision.intents if i.step == "guidance_48h")  # noqa: E731
     assert local(guidance(relaxed).due_at) == datetime(2026, 11, 28, 7, 30, tzinfo=TORONTO)
     assert local(guidance(strict).due_at) == datetime(2026, 11, 28, 8, 0, tzinfo=TORONTO)
+
+
+def due_by(decision, step: str) -> dict[str, datetime]:  # type: ignore[no-untyped-def]
+    return {intent.channel: local(intent.due_at) for intent in decision.intents if intent.step == step}
+
+
+def test_a_booking_imported_at_three_in_the_morning_is_texted_at_eight_and_emailed_at_once() -> None:
+    night = datetime(2026, 11, 25, 3, 0, tzinfo=TORONTO)
+    event = booked("apt-n", datetime(2026, 11, 30, 10, 0, tzinfo=TORONTO))
+    decision = decide(event, None, {}, CLINIC, night)
+    assert due_by(decision, "confirmation") == {"email": night, "sms": datetime(2026, 11, 25, 8, 0, tzinfo=TORONTO)}
+
+
+def test_reschedule_and_cancellation_texts_wait_out_quiet_hours_too() -> None:
+    first = booked("apt-q", datetime(2026, 11, 30, 10, 0, tzinfo=TORONTO))
+    night = datetime(2026, 11, 25, 22, 30, tzinfo=TORONTO)
+    moved = decide(rescheduled(first, datetime(2026, 12, 2, 10, 0, tzinfo=TORONTO), 2), state_after(first), {},
+                   CLINIC, night)
+    gone = decide(cancelled(first, 2), state_after(first), {}, CLINIC, night)
+    morning = datetime(2026, 11, 26, 8, 0, tzinfo=TORONTO)
+    assert due_by(moved, "reschedule_notice")["sms"] == morning
+    assert due_by(gone, "cancellation_notice")["sms"] == morning
+
+
+def test_notices_expire_at_the_start_of_the_appointment_they_are_about() -> None:
+    start = datetime(2026, 11, 30, 10, 0, tzinfo=TORONTO)
+    first = booked("apt-e", start)
+    decisions = [
+        decide(first, None, {}, CLINIC, NOW),
+        decide(cancelled(first, 2), state_after(first), {}, CLINIC, NOW),
+    ]
+    new_start = datetime(2026, 12, 2, 10, 0, tzinfo=TORONTO)
+    moved = decide(rescheduled(first, new_start, 2), state_after(first), {}, CLINIC, NOW)
+    notices = [i for d in decisions for i in d.intents if i.step in ("confirmation", "cancellation_notice")]
+    assert notices and {i.expires_at for i in notices} == {start}
+    assert {i.expires_at for i in moved.intents if i.step == "reschedule_notice"} == {new_start}
+
+
+def test_a_booking_replayed_after_its_appointment_started_confirms_nothing() -> None:
+    event = booked("apt-old", datetime(2026, 11, 20, 10, 0, tzinfo=TORONTO))
+    decision = decide(event, None, {}, CLINIC, NOW)
+    assert decision.applied and decision.intents == ()
+    assert {(s.step, s.reason) for s in decision.skipped} >= {("confirmation", "appointment_started")}
+
+
+def test_a_cancellation_at_night_of_an_early_morning_visit_is_texted_at_once() -> None:
+    # Quiet hours would hold it past the visit: the patient must not come for nothing.
+    night = datetime(2026, 11, 25, 3, 0, tzinfo=TORONTO)
+    first = booked("apt-early", datetime(2026, 11, 25, 7, 30, tzinfo=TORONTO))
+    decision = decide(cancelled(first, 2), state_after(first), {}, CLINIC, night)
+    assert due_by(decision, "cancellation_notice") == {"email": night, "sms": night}
