@@ -63,6 +63,29 @@ class AftercareConfig(BaseModel):
     # How long after the last check-in a patient who never answered is reported to staff.
     reply_window: Offset = timedelta(hours=24)
     on_call: OnCallContact
+    # The escalation chain: whoever has not acknowledged within `acknowledge_within` is followed by the next.
+    backup: OnCallContact
+    lead: OnCallContact
+    acknowledge_within: Offset = timedelta(minutes=15)
+
+    @model_validator(mode="after")
+    def _distinct_chain(self) -> AftercareConfig:
+        if self.acknowledge_within <= timedelta(0):
+            raise ValueError("acknowledge_within must be a positive duration")
+        chain = self.escalation_chain()
+        for field in ("phone", "email"):
+            values = [str(getattr(contact, field)) for _, contact in chain]
+            if len(set(values)) != len(values):
+                raise ValueError(f"on_call, backup and lead need a {field} each of their own")
+        return self
+
+    def escalation_chain(self) -> tuple[tuple[str, OnCallContact], ...]:
+        """Who is paged, in order, until someone acknowledges."""
+        return (("on_call", self.on_call), ("backup", self.backup), ("lead", self.lead))
+
+    def staff_role_of(self, phone: str) -> str | None:
+        """The role of the chain whose phone this is: texts from it are staff answers, not patient replies."""
+        return next((role for role, contact in self.escalation_chain() if contact.phone == phone), None)
 
 
 class ClinicConfig(BaseModel):
@@ -77,6 +100,8 @@ class ClinicConfig(BaseModel):
 
     @model_validator(mode="after")
     def _known_keys(self) -> ClinicConfig:
+        if self.aftercare.staff_role_of(self.clinic.phone) is not None:
+            raise ValueError("aftercare: a staff phone cannot be the clinic's own number")
         allowed = {member.value for member in AppointmentType} | {"default"}
         sections = (("pre_session", self.pre_session), ("aftercare.check_ins", self.aftercare.check_ins))
         for section, schedules in sections:

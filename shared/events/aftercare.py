@@ -64,3 +64,44 @@ class NoReplyRecorded(_AftercareEvent):
     event_type: Literal["NoReplyRecorded"] = "NoReplyRecorded"
     appointment_id: str
     check_ins: int
+
+
+# The escalation chain. `escalation_id` is the `reply_id` of the EscalationRaised it follows;
+# `reference` is the short number staff quote in an SMS ("OK 1234"). No patient details.
+StaffRole = Literal["on_call", "backup", "lead"]
+
+
+class EscalationPaged(_AftercareEvent):
+    """A member of the escalation chain has been paged (the on-call clinician first, then backup, then lead)."""
+
+    event_type: Literal["EscalationPaged"] = "EscalationPaged"
+    escalation_id: str
+    reference: str
+    appointment_id: str | None
+    role: StaffRole
+    contact_name: str
+    channels: list[Literal["email", "sms"]]
+
+
+class EscalationAcknowledged(_AftercareEvent):
+    """Someone of the chain has taken the escalation: nobody else is paged."""
+
+    event_type: Literal["EscalationAcknowledged"] = "EscalationAcknowledged"
+    escalation_id: str
+    reference: str
+    appointment_id: str | None
+    role: StaffRole
+    contact_name: str
+    via: Literal["sms", "email_link"]
+    raised_at: AwareDatetime
+
+
+class EscalationExhausted(_AftercareEvent):
+    """Everyone of the chain was paged and nobody acknowledged in time."""
+
+    event_type: Literal["EscalationExhausted"] = "EscalationExhausted"
+    escalation_id: str
+    reference: str
+    appointment_id: str | None
+    paged: list[StaffRole]
+    raised_at: AwareDatetime

@@ -18,10 +18,11 @@ _EMAIL_AND_SMS = (
     "opt_in_confirmation",
     "staff_alert",
     "staff_review",
+    "staff_escalation_page",
 )
 
 # Sent to the on-call clinician, not to the patient: they may name the patient and the treatment.
-STAFF_TEMPLATES: frozenset[str] = frozenset({"staff_alert", "staff_review"})
+STAFF_TEMPLATES: frozenset[str] = frozenset({"staff_alert", "staff_review", "staff_escalation_page"})
 
 REQUIRED_TEMPLATES: frozenset[tuple[str, str]] = frozenset(
     (template, channel) for template in _EMAIL_AND_SMS for channel in ("email", "sms")

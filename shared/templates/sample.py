@@ -47,12 +47,16 @@ def _extra(template: str, appointment_type: str) -> dict[str, Any]:
         "appointment_type": appointment_type,
         "check_in_step": "check_in_24h_sms",
     }
-    if template == "staff_alert":
+    if template in ("staff_alert", "staff_escalation_page"):
         return staff | {
             "reply_text": "8, it hurts to take a deep breath",
             "score": 8,
             "previous_score": 4,
             "reasons": ["red_flag:shortness_of_breath", "score_at_or_above:7"],
+            "escalation_reference": "4821",
+            "acknowledge_url": "https://care.example/escalation/sample-token",
+            "escalation_raised_at": "2026-06-10T14:05:00+00:00",
+            "not_acknowledged_by": ["On-call physiotherapist"],
         }
     if template == "staff_review":
         return staff | {
