@@ -11,6 +11,7 @@ from cli import (
     contract,
     dead_letters,
     deliveries,
+    escalations,
     preview,
 )
 
@@ -25,5 +26,6 @@ app = typer.Typer(
 
 for module in (preview, deliveries, check_ins, dead_letters, consumer_lag, contract, config_check, api_documents):
     module.register(app)
+escalations.register(app)
 
 __all__ = ["app"]

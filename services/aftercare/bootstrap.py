@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aftercare import tables
 from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
+from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.http import WebhookSecurity, create_web_app
 from services.aftercare.settings import AftercareSettings
 from services.aftercare.store import CheckInStore, ConsentTrail
@@ -73,6 +74,7 @@ class AftercareParts:
     health: Health
     web_app: FastAPI
     owned_channels: tuple[Closable, ...]  # the channels `build` made, closed when `run` ends
+    escalations: EscalationDesk
 
 
 def build(settings: AftercareSettings, *, clock: Clock | None = None, email: EmailSender | None = None,
@@ -114,8 +116,11 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     store = CheckInStore(engine)
     consent = ConsentBook(suppressions=suppressions, trail=ConsentTrail(engine), outbox=outbox, clock=clock,
                           on_change=something_to_send)
+    escalations = EscalationDesk(engine=engine, ledger=ledger, outbox=outbox, links=links, clinic=clinic, clock=clock,
+                                 on_change=something_to_send)
     answers = CheckInAnswers(engine=engine, store=store, ledger=ledger, outbox=outbox, consent=consent,
-                             composer=composer, clinic=clinic, clock=clock, on_change=something_to_send)
+                             composer=composer, clinic=clinic, clock=clock, escalations=escalations,
+                             on_change=something_to_send)
     completed_visits = CompletedVisitHandler(engine=engine, store=store, ledger=ledger, outbox=outbox,
                                              clinic=clinic, clock=clock, on_recorded=something_to_send)
     silence = NoReplyWatch(engine=engine, store=store, ledger=ledger, outbox=outbox, clinic=clinic,
@@ -123,11 +128,12 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     broker = _consuming_broker(settings, completed_visits)
     health = Health(SERVICE)
     web_app = create_web_app(
-        answers=answers, consent=consent, links=links, clinic=clinic, health=health,
+        answers=answers, consent=consent, links=links, clinic=clinic, health=health, escalations=escalations,
         webhook=WebhookSecurity(delivery.twilio.auth_token.get_secret_value(), settings.public_webhook_url),
     )
     return AftercareParts(settings, clinic, clock, engine, store, ledger, outbox, links, composer, dispatcher, relay,
-                          consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned))
+                          consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned),
+                          escalations)
 
 
 def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVisitHandler) -> KafkaBroker:
@@ -155,6 +161,7 @@ def workers(parts: AftercareParts) -> list[Worker]:
         consumer_worker(parts.broker, on_started=started),
         Worker("dispatcher", parts.dispatcher.run),
         no_reply_worker(parts.silence),
+        Worker("escalation-watch", parts.escalations.run),
         outbox_relay_worker(parts.relay),
         http_worker("web", embedded_http_server(parts.web_app, settings.http_host, settings.http_port)),
     ]

@@ -12,6 +12,7 @@ from twilio.request_validator import RequestValidator
 
 from services.aftercare.domain.triage import TriageAction
 from services.aftercare.handlers import AnswerOutcome, CheckInAnswers, ConsentBook
+from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.pages import PatientPages, known_locale
 from shared.clinic_config import ClinicConfig
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
@@ -28,7 +29,7 @@ class WebhookSecurity:
 
 
 def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: PatientLinks, clinic: ClinicConfig,
-                   webhook: WebhookSecurity, health: Health) -> FastAPI:
+                   webhook: WebhookSecurity, health: Health, escalations: EscalationDesk) -> FastAPI:
     app = FastAPI(title="clinic-notify aftercare", docs_url=None, redoc_url=None, openapi_url=None)
     validator = RequestValidator(webhook.auth_token)
     pages = PatientPages(clinic.clinic)
@@ -62,6 +63,8 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
             return PlainTextResponse("invalid signature", status_code=403)
         if not form.get("MessageSid") or not form.get("From"):
             return PlainTextResponse("missing MessageSid or From", status_code=400)
+        if escalations.is_staff_number(form["From"]):  # staff acknowledge escalations; they are not patients
+            return twiml(await escalations.sms_from_staff(form["From"], form.get("Body", "")))
         # With OptOutType STOP or START, Twilio has already confirmed to the patient itself.
         carrier_answered = form.get("OptOutType") in {"STOP", "START"}
         outcome = await answers.sms_reply(form["MessageSid"], form["From"], form.get("Body", ""),
@@ -108,6 +111,20 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         outcome = await answers.web_note(check_in_id, note) if note else None
         locale = outcome.locale if outcome else (await answers.locale_of(check_in_id) or "en-CA")
         return pages.page(locale, "note_thanks_title", urgent=escalated(outcome))
+
+    @app.get("/escalation/{token}")
+    async def escalation_page(token: str) -> HTMLResponse:
+        # Mail scanners open links: the acknowledgement is the button, not the visit.
+        escalation = await escalations.from_link(token)
+        if escalation is None:
+            return pages.expired()
+        return pages.page("en-CA", "expired_title", title=f"Acknowledge escalation {escalation.reference}?",
+                          confirm_form={"action": f"/escalation/{token}", "submit": "Acknowledge: I am on it"})
+
+    @app.post("/escalation/{token}")
+    async def acknowledge_escalation(token: str) -> HTMLResponse:
+        said = await escalations.acknowledge_link(token)
+        return pages.expired() if said is None else pages.page("en-CA", "expired_title", title=said)
 
     @app.get("/unsubscribe/{token}")
     async def unsubscribe_page(token: str) -> HTMLResponse:

@@ -63,6 +63,38 @@ consent_audit = Table(
     Column("occurred_at", UtcDateTime(), nullable=False),
 )
 
+escalations = Table(
+    "aftercare_escalations",
+    metadata,
+    Column("id", String(36), primary_key=True),  # the reply_id of its EscalationRaised
+    Column("reference", String(8), nullable=False),
+    Column("appointment_id", String(100)),
+    Column("reasons", JSON, nullable=False),
+    Column("context", JSON, nullable=False),
+    Column("raised_at", UtcDateTime(), nullable=False),
+    # Steps move by conditional updates on (paged, status): two watches never page twice.
+    Column("paged", Integer, nullable=False),
+    Column("last_paged_at", UtcDateTime(), nullable=False),
+    Column("next_due_at", UtcDateTime()),  # None once acknowledged or exhausted
+    Column("status", String(20), nullable=False),  # an EscalationStatus
+    Column("acknowledged_by", String(20)),
+    Column("acknowledged_at", UtcDateTime()),
+    Index("ix_escalations_due", "status", "next_due_at"),
+)
+
+# Every step of an escalation: raised, paged (who, which channel), acknowledged (who, how), exhausted.
+escalation_steps = Table(
+    "aftercare_escalation_steps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("escalation_id", String(36), nullable=False, index=True),
+    Column("kind", String(20), nullable=False),
+    Column("role", String(20)),
+    Column("contact_name", String(200)),
+    Column("channel", String(20)),
+    Column("occurred_at", UtcDateTime(), nullable=False),
+)
+
 outbox = outbox_table("aftercare_outbox", metadata)
 
 # Everything the aftercare database holds: its own tables, the delivery ledger and suppressions.

@@ -7,7 +7,7 @@ from datetime import datetime
 from sqlalchemy import select, true
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.aftercare.tables import check_ins, replies
+from services.aftercare.tables import check_ins, escalations, replies
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,30 @@ async def recent_check_ins(engine: AsyncEngine, status: str | None, limit: int) 
     )
     async with engine.connect() as connection:
         return [CheckInRow(**row._asdict()) for row in await connection.execute(query)]
+
+
+@dataclass(frozen=True)
+class EscalationRow:
+    id: str
+    reference: str
+    appointment_id: str | None
+    reasons: list[str]
+    raised_at: datetime
+    status: str
+    paged: int  # how many of the chain (on-call, backup, lead) have been paged
+    acknowledged_by: str | None
+    acknowledged_at: datetime | None
+
+
+async def recent_escalations(engine: AsyncEngine, status: str | None, limit: int) -> list[EscalationRow]:
+    """The newest escalations: where each stands in the chain and who took it. No patient details."""
+    query = (
+        select(escalations.c.id, escalations.c.reference, escalations.c.appointment_id, escalations.c.reasons,
+               escalations.c.raised_at, escalations.c.status, escalations.c.paged, escalations.c.acknowledged_by,
+               escalations.c.acknowledged_at)
+        .where(escalations.c.status == status if status else true())
+        .order_by(escalations.c.raised_at.desc())
+        .limit(limit)
+    )
+    async with engine.connect() as connection:
+        return [EscalationRow(**row._asdict()) for row in await connection.execute(query)]

@@ -18,6 +18,7 @@ from services.aftercare.domain.check_ins import CheckIn, CheckInStatus
 from services.aftercare.domain.reply_parser import ParsedReply, ReplyIntent, parse_reply
 from services.aftercare.domain.triage import TriageDecision
 from services.aftercare.handlers.consent import ConsentBook
+from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.store import CheckInStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
@@ -40,7 +41,7 @@ class AnswerOutcome:
 class CheckInAnswers:
     def __init__(self, *, engine: AsyncEngine, store: CheckInStore, ledger: DeliveryLedger, outbox: Outbox,
                  consent: ConsentBook, composer: MessageComposer, clinic: ClinicConfig, clock: Clock,
-                 on_change: Callable[[], None] = lambda: None) -> None:
+                 escalations: EscalationDesk, on_change: Callable[[], None] = lambda: None) -> None:
         self.engine = engine
         self.store = store
         self.ledger = ledger
@@ -50,6 +51,7 @@ class CheckInAnswers:
         self.clinic = clinic
         self.clock = clock
         self.on_change = on_change
+        self.escalations = escalations
 
     async def sms_reply(self, message_sid: str, phone: str, text: str,
                         carrier_answered: bool = False) -> AnswerOutcome:
@@ -124,7 +126,8 @@ class CheckInAnswers:
         if decision.cancel_texts_to is not None:
             await self.ledger.cancel_pending_to(connection, "sms", decision.cancel_texts_to, "opted_out", now)
         if decision.staff_messages:
-            await self.ledger.record(connection, decision.staff_messages, now)
+            # An escalation's alert carries its reference and acknowledgement link.
+            await self.ledger.record(connection, await self.escalations.opened(connection, decision, now), now)
         response = None
         if (to_patient := decision.response) is not None:
             response = self.composer.sms_text(to_patient.template, to_patient.locale, to_patient.context,
