@@ -179,7 +179,7 @@ async def _fill_ledger(database_url: str) -> None:
     async with engine.begin() as connection:
         await ledger.record(connection, intents, NOW - timedelta(hours=1))
     [claimed] = await ledger.claim_due(NOW, 10, timedelta(seconds=60))
-    await ledger.mark_failed(claimed.id, "550 mailbox sam.privacy@example.com unavailable", "550", NOW)
+    await ledger.mark_failed(claimed, "550 mailbox sam.privacy@example.com unavailable", "550", NOW)
     await engine.dispose()
 
 
