@@ -12,9 +12,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from fastapi import FastAPI
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aftercare import tables
@@ -23,25 +21,25 @@ from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.http import WebhookSecurity, create_web_app
 from services.aftercare.settings import AftercareSettings
 from services.aftercare.store import CheckInStore, ConsentTrail
-from services.aftercare.workers import consumer_worker, no_reply_worker, outbox_relay_worker
+from services.aftercare.workers import consumer_worker, no_reply_worker
 from shared.channels.messages import EmailSender, SmsSender
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, KafkaDeadLetters
 from shared.database import create_engine, create_tables
 from shared.delivery.compose import MessageComposer
 from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.wiring import build_channels, checked_catalogue, dispatch_options, patient_links
+from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList
 from shared.links import PatientLinks
 from shared.observability import get_logger
 from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
-from shared.outbox.relay import OutboxRelay
+from shared.outbox.relay import OutboxRelay, outbox_relay_worker
 from shared.outbox.store import Outbox
 from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
-from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.topics import APPOINTMENTS
 
 SERVICE = "aftercare"
@@ -130,6 +128,7 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     web_app = create_web_app(
         answers=answers, consent=consent, links=links, clinic=clinic, health=health, escalations=escalations,
         webhook=WebhookSecurity(delivery.twilio.auth_token.get_secret_value(), settings.public_webhook_url),
+        limits=settings.public_limits(),
     )
     return AftercareParts(settings, clinic, clock, engine, store, ledger, outbox, links, composer, dispatcher, relay,
                           consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned),
@@ -141,13 +140,8 @@ def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVi
     broker = KafkaBroker(
         kafka.bootstrap_servers, security=broker_security(kafka), enable_idempotence=True, logger=None
     )
-    consumer = EventConsumer(service=SERVICE, group_id=settings.group_id, broker=broker, handle=completed_visits)
-
-    @broker.subscriber(APPOINTMENTS, group_id=settings.group_id, ack_policy=AckPolicy.MANUAL,
-                       auto_offset_reset="earliest")
-    async def on_appointment_event(message: KafkaMessage) -> None:
-        await consumer(message)
-
+    EventConsumer(service=SERVICE, group_id=settings.group_id, handle_batch=completed_visits.handle_batch,
+                  dead_letters=KafkaDeadLetters(kafka)).subscribe(broker, APPOINTMENTS)
     return broker
 
 

@@ -11,9 +11,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from faststream import AckPolicy
 from faststream.kafka import KafkaBroker
-from faststream.kafka.annotations import KafkaMessage
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.notifier.handlers import AppointmentEventHandler
@@ -25,17 +23,17 @@ from shared.channels.messages import EmailSender, SmsSender
 from shared.channels.sms import TwilioSmsSender
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
-from shared.consumer import EventConsumer
+from shared.consumer import EventConsumer, KafkaDeadLetters
 from shared.database import create_engine, create_tables
 from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.wiring import build_channels, build_dispatcher
 from shared.events.aftercare import ConsentChanged
+from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList, apply_consent_change
 from shared.observability import get_logger
 from shared.process import Health, Worker, serve_metrics, supervise
-from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.topics import APPOINTMENTS, CONSENT, CONSENT_DEAD_LETTER
 
 log = get_logger(__name__)
@@ -89,7 +87,7 @@ def build(
     broker = KafkaBroker(
         kafka.bootstrap_servers, security=broker_security(kafka), enable_idempotence=True, logger=None
     )
-    _subscribe(broker, settings.group_id, handler, SuppressionList(engine))
+    _subscribe(broker, settings, handler, SuppressionList(engine))
     return NotifierParts(
         settings=settings, engine=engine, clinic=clinic, clock=clock, dispatcher=dispatcher,
         handler=handler, broker=broker,
@@ -135,25 +133,20 @@ def _consumer_worker(broker: KafkaBroker) -> Worker:
 
 
 def _subscribe(
-    broker: KafkaBroker, group_id: str, handler: AppointmentEventHandler, suppressions: SuppressionList
+    broker: KafkaBroker, settings: NotifierSettings, handler: AppointmentEventHandler, suppressions: SuppressionList
 ) -> None:
-    appointments = EventConsumer(service=SERVICE, group_id=group_id, broker=broker, handle=handler)
+    """Batch subscribers on appointments and consent changes, each committing its own offsets."""
+    dead_letters = KafkaDeadLetters(settings.common.kafka)
+    group_id = settings.group_id
+    EventConsumer(
+        service=SERVICE, group_id=group_id, handle_batch=handler.handle_batch, dead_letters=dead_letters,
+    ).subscribe(broker, APPOINTMENTS)
 
-    @broker.subscriber(
-        APPOINTMENTS, group_id=group_id, ack_policy=AckPolicy.MANUAL, auto_offset_reset="earliest",
-    )
-    async def on_appointment_event(message: KafkaMessage) -> None:
-        await appointments(message)
+    async def apply_consent_changes(changes: list[ConsentChanged]) -> None:
+        for change in changes:  # each its own transaction; applying one again changes nothing
+            await apply_consent_change(suppressions, change)
 
-    consent_group = f"{group_id}.consent"
-    consent = EventConsumer(
-        service=SERVICE, group_id=consent_group, broker=broker,
-        handle=lambda change: apply_consent_change(suppressions, change),
-        parse=ConsentChanged.model_validate_json, dead_letter_topic=CONSENT_DEAD_LETTER,
-    )
-
-    @broker.subscriber(
-        CONSENT, group_id=consent_group, ack_policy=AckPolicy.MANUAL, auto_offset_reset="earliest",
-    )
-    async def on_consent_change(message: KafkaMessage) -> None:
-        await consent(message)
+    EventConsumer(
+        service=SERVICE, group_id=f"{group_id}.consent", handle_batch=apply_consent_changes,
+        dead_letters=dead_letters, parse=ConsentChanged.model_validate_json, dead_letter_topic=CONSENT_DEAD_LETTER,
+    ).subscribe(broker, CONSENT)

@@ -1,11 +1,13 @@
-"""Applies one appointment event: decide, then record state and intents in one transaction."""
+"""Applies appointment events: decide, then record state and intents, a batch in one transaction."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain.decisions import EventDecision, decide
+from services.notifier.domain.state import AppointmentState
 from services.notifier.store import AppointmentStateStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
@@ -36,33 +38,52 @@ class AppointmentEventHandler:
         self.on_recorded = on_recorded
 
     async def __call__(self, event: AppointmentEvent) -> EventDecision:
-        now = self.clock.now()
-        async with self.engine.begin() as connection:
-            current = await self.states.get(connection, event.appointment_id)
-            history = await self.ledger.for_appointment(connection, event.appointment_id)
-            already_sent = {
-                delivery.step: delivery.sent_at
-                for delivery in history
-                if delivery.status is DeliveryStatus.SENT and delivery.sent_at is not None
-            }
-            decision = decide(event, current, already_sent, self.clinic, now)
-            if decision.applied:
-                assert decision.new_state is not None
-                if decision.cancel_pending_because:
-                    await self.ledger.cancel_pending(
-                        connection, event.appointment_id, decision.cancel_pending_because, now
-                    )
-                await self.ledger.record(connection, decision.intents, now)
-                await self.states.save(connection, decision.new_state, current, now)
-        log.info(
-            "appointment_event_applied" if decision.applied else "appointment_event_ignored",
-            event_id=str(event.event_id),
-            event_type=event.event_type,
-            sequence=event.sequence,
-            ignored_because=decision.ignored_because,
-            messages=len(decision.intents),
-            skipped_steps=[f"{s.step}:{s.reason}" for s in decision.skipped],
-        )
-        if decision.intents:
-            self.on_recorded()
+        [decision] = await self.handle_batch([event])
         return decision
+
+    async def handle_batch(self, events: Sequence[AppointmentEvent]) -> list[EventDecision]:
+        """Apply the events in order, all in one transaction: each sees the state the previous left."""
+        now = self.clock.now()
+        decisions: list[EventDecision] = []
+        async with self.engine.begin() as connection:
+            stored = await self.states.get_many(connection, {event.appointment_id for event in events})
+            latest: dict[str, AppointmentState] = dict(stored)
+            for event in events:
+                current = latest.get(event.appointment_id)
+                # The ledger's rows of an appointment are written with its state: no state, no history.
+                already_sent = await self._already_sent(connection, event.appointment_id) if current else {}
+                decision = decide(event, current, already_sent, self.clinic, now)
+                if decision.applied:
+                    assert decision.new_state is not None
+                    if decision.cancel_pending_because:
+                        await self.ledger.cancel_pending(
+                            connection, event.appointment_id, decision.cancel_pending_because, now
+                        )
+                    await self.ledger.record(connection, decision.intents, now)
+                    latest[event.appointment_id] = decision.new_state
+                decisions.append(decision)
+            for appointment_id, state in latest.items():
+                previous = stored.get(appointment_id)
+                if state is not previous:
+                    await self.states.save(connection, state, previous, now)
+        for event, decision in zip(events, decisions, strict=True):
+            log.info(
+                "appointment_event_applied" if decision.applied else "appointment_event_ignored",
+                event_id=str(event.event_id),
+                event_type=event.event_type,
+                sequence=event.sequence,
+                ignored_because=decision.ignored_because,
+                messages=len(decision.intents),
+                skipped_steps=[f"{s.step}:{s.reason}" for s in decision.skipped],
+            )
+        if any(decision.intents for decision in decisions):
+            self.on_recorded()
+        return decisions
+
+    async def _already_sent(self, connection: AsyncConnection, appointment_id: str) -> dict[str, datetime]:
+        history = await self.ledger.for_appointment(connection, appointment_id)
+        return {
+            delivery.step: delivery.sent_at
+            for delivery in history
+            if delivery.status is DeliveryStatus.SENT and delivery.sent_at is not None
+        }

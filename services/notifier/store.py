@@ -1,6 +1,7 @@
 """The last known state of each appointment, so replayed or out-of-order events change nothing."""
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -28,6 +29,18 @@ class AppointmentStateStore:
         if row is None:
             return None
         return AppointmentState(row.appointment_id, row.last_sequence, row.status, row.event)
+
+    async def get_many(
+        self, connection: AsyncConnection, appointment_ids: Collection[str]
+    ) -> dict[str, AppointmentState]:
+        """The known states among `appointment_ids`, in one query."""
+        rows = await connection.execute(
+            select(appointments).where(appointments.c.appointment_id.in_(list(appointment_ids)))
+        )
+        return {
+            row.appointment_id: AppointmentState(row.appointment_id, row.last_sequence, row.status, row.event)
+            for row in rows
+        }
 
     async def save(
         self, connection: AsyncConnection, state: AppointmentState, previous: AppointmentState | None, now: datetime

@@ -1,9 +1,10 @@
-"""A completed visit: record the advice and the check-ins to come, in one transaction."""
+"""Completed visits: record the advice and the check-ins to come, a batch of events in one transaction."""
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.aftercare.domain.check_ins import AftercarePlan, plan_aftercare
 from services.aftercare.store import CheckInStore
@@ -33,30 +34,44 @@ class CompletedVisitHandler:
         self.on_recorded = on_recorded
 
     async def __call__(self, event: AppointmentEvent) -> AftercarePlan | None:
-        if not isinstance(event, AppointmentCompleted):
-            return None  # only a visit that took place has aftercare
+        [plan] = await self.handle_batch([event])
+        return plan
+
+    async def handle_batch(self, events: Sequence[AppointmentEvent]) -> list[AftercarePlan | None]:
+        """Plan the aftercare of every completed visit among `events`, all in one transaction; the other
+        events have none. A visit seen again adds nothing: its check-ins and messages are already there."""
         now = self.clock.now()
+        plans: list[AftercarePlan | None] = []
+        async with self.engine.begin() as connection:
+            for event in events:
+                plans.append(await self._plan(connection, event, now) if isinstance(event, AppointmentCompleted)
+                             else None)
+        for event, plan in zip(events, plans, strict=True):
+            if plan is not None:
+                log.info("visit_completed_aftercare_planned", event_id=str(event.event_id),
+                         check_ins=len(plan.check_ins), messages=len(plan.intents),
+                         skipped_steps=[f"{s.step}:{s.reason}" for s in plan.skipped])
+        if any(plan is not None for plan in plans):
+            self.on_recorded()
+        return plans
+
+    async def _plan(self, connection: AsyncConnection, event: AppointmentCompleted, now: datetime) -> AftercarePlan:
         plan = plan_aftercare(event, self.clinic, now)
         channels = reachable_channels(event.patient)
         staff_context = appointment_context(
             event, patient_name=event.patient.name, patient_phone=event.patient.phone,
             needled_near_chest=event.needled_near_chest,
         )
-        async with self.engine.begin() as connection:
-            new_check_ins = set(await self.store.add(
-                connection, event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),
-                event.patient.locale, staff_context, now,
-            ))
-            await self.ledger.record(connection, plan.intents, now)
-            for check_in in plan.check_ins:
-                if check_in.id in new_check_ins:
-                    await self.outbox.add(connection, topic=AFTERCARE_RECORDS, key=event.appointment_id, now=now,
-                                          event=CheckInScheduled(occurred_at=now, check_in_id=check_in.id,
-                                                                 appointment_id=event.appointment_id,
-                                                                 round=check_in.round, due_at=check_in.due_at,
-                                                                 channels=list(check_in.channels)))
-        log.info("visit_completed_aftercare_planned", event_id=str(event.event_id),
-                 check_ins=len(plan.check_ins), messages=len(plan.intents),
-                 skipped_steps=[f"{s.step}:{s.reason}" for s in plan.skipped])
-        self.on_recorded()
+        new_check_ins = set(await self.store.add(
+            connection, event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),
+            event.patient.locale, staff_context, now,
+        ))
+        await self.ledger.record(connection, plan.intents, now)
+        for check_in in plan.check_ins:
+            if check_in.id in new_check_ins:
+                await self.outbox.add(connection, topic=AFTERCARE_RECORDS, key=event.appointment_id, now=now,
+                                      event=CheckInScheduled(occurred_at=now, check_in_id=check_in.id,
+                                                             appointment_id=event.appointment_id,
+                                                             round=check_in.round, due_at=check_in.due_at,
+                                                             channels=list(check_in.channels)))
         return plan
