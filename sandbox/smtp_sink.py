@@ -1,12 +1,15 @@
 """A local SMTP server that keeps what it receives (aiosmtpd), with injectable failures.
 
-`python -m sandbox.smtp_sink --port 1025 --maildir .run/mail` runs it until Ctrl-C.
+`python -m sandbox.smtp_sink --port 1025 --maildir .run/mail` runs it until Ctrl-C; `--delay 0.3`
+makes it take 0.3 s over each message, like a slow mail server. See sandbox/README.md.
 """
 from __future__ import annotations
 
 import argparse
+import asyncio
 import email.message
 import email.policy
+import os
 import signal
 import socket
 import threading
@@ -47,7 +50,10 @@ class SmtpSink:
         port: int = 0,
         maildir: Path | None = None,
         on_mail: Callable[[ReceivedMail], None] | None = None,
+        delay: float = 0.0,
     ) -> None:
+        """`delay`: seconds the sink takes over each message's DATA before answering it."""
+        _check_delay(delay)
         self.host = host
         # Chosen now so that a restarted sink comes back on the same port.
         self.port = port or _free_port(host)
@@ -57,6 +63,7 @@ class SmtpSink:
         self._accepted = 0  # never reset, so .eml names stay unique across clear()
         self._failures_left = 0
         self._failure_reply = ""
+        self._delay = delay
         self._changed = threading.Condition()
         self._controller: Controller | None = None
 
@@ -85,6 +92,20 @@ class SmtpSink:
     def clear(self) -> None:
         with self._changed:
             self._received.clear()
+
+    @property
+    def delay(self) -> float:
+        with self._changed:
+            return self._delay
+
+    def set_delay(self, seconds: float) -> None:
+        """From now on each message's DATA is answered `seconds` later (0: at once).
+
+        Only that message's connection waits: the sink serves other connections meanwhile.
+        """
+        _check_delay(seconds)
+        with self._changed:
+            self._delay = seconds
 
     def fail_next(
         self, n: int, code: int = 451, message: str = "Requested action aborted: try again later"
@@ -148,8 +169,16 @@ class _Handler:
         self._sink = sink
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        delay = self._sink.delay
+        if delay > 0:
+            await asyncio.sleep(delay)  # on the sink's event loop: other connections go on
         raw = envelope.original_content or envelope.content
         return self._sink._receive(envelope.mail_from, list(envelope.rcpt_tos), raw)
+
+
+def _check_delay(seconds: float) -> None:
+    if not 0 <= seconds <= 600:
+        raise ValueError("a delay is between 0 and 600 seconds")
 
 
 def _free_port(host: str) -> int:
@@ -170,8 +199,13 @@ def main(argv: list[str] | None = None) -> None:
                                      description="Local SMTP sink on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=1025)
     parser.add_argument("--maildir", type=Path, default=None)
+    parser.add_argument("--delay", type=float, default=os.environ.get("SMTP_SINK_DELAY", "").strip() or 0.0,
+                        help="seconds taken over each message before answering it (env SMTP_SINK_DELAY; default 0)")
     args = parser.parse_args(argv)
-    sink = SmtpSink(port=args.port, maildir=args.maildir, on_mail=_print_arrival)
+    try:
+        sink = SmtpSink(port=args.port, maildir=args.maildir, on_mail=_print_arrival, delay=args.delay)
+    except ValueError as exc:
+        parser.error(f"--delay: {exc}")
     stopping = threading.Event()
     # Set explicitly: a shell starting us in the background would leave SIGINT ignored.
     for signum in (signal.SIGINT, signal.SIGTERM):

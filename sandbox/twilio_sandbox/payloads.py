@@ -12,6 +12,7 @@ _E164 = re.compile(r"^\+[1-9]\d{1,14}$")
 
 # Messages mirror Twilio's wording but never echo phone numbers: they end up in logs.
 ERROR_MESSAGES: dict[int, str] = {
+    20001: "Invalid parameter",
     20003: "Authenticate",
     20404: "The requested resource was not found",
     20429: "Too Many Requests",
@@ -23,8 +24,14 @@ ERROR_MESSAGES: dict[int, str] = {
     21614: "'To' number is not a valid mobile number",
     30003: "Unreachable destination handset",
     30005: "Unknown destination handset",
+    30006: "Landline or unreachable carrier",
     30007: "Message filtered",
+    30008: "Unknown error",
 }
+
+# Twilio reports these after the create, in the message's status and its status callbacks: the
+# create itself is answered 201. (30001-30999 are the "message delivery" errors.)
+DELIVERY_ERROR_CODES = range(30001, 31000)
 
 _GSM7_BASIC = set(
     "@£$¥èéùìòÇ\nØø\rÅåΔ_ΦΓΛΩΠΨΣΘΞÆæßÉ !\"#¤%&'()*+,-./0123456789:;<=>?"
@@ -41,9 +48,9 @@ def is_e164(number: str) -> bool:
     return bool(_E164.match(number))
 
 
-def twilio_date(moment: datetime | None = None) -> str:
-    """RFC 2822, as Twilio writes dates in the 2010-04-01 API."""
-    return format_datetime(moment or datetime.now(UTC), usegmt=True)
+def twilio_date(moment: datetime) -> str:
+    """RFC 2822 in GMT, as Twilio writes dates in the 2010-04-01 API: Fri, 14 Mar 2031 09:30:00 +0000."""
+    return format_datetime(moment.astimezone(UTC))
 
 
 def error_body(code: int, status: int, message: str | None = None) -> dict[str, Any]:
@@ -71,19 +78,25 @@ def message_resource(
     to: str,
     from_: str | None,
     body: str,
+    created: datetime,
     messaging_service_sid: str | None = None,
     direction: str = "outbound-api",
-    status_callback: str | None = None,
+    status: str | None = None,
+    sid: str | None = None,
 ) -> dict[str, Any]:
-    sid = new_sid("SM")
-    now = twilio_date()
+    """A Message resource as Twilio answers it (create, fetch, and each item of the list)."""
+    sid = sid or new_sid("SM")
+    now = twilio_date(created)
     uri = f"/{API_VERSION}/Accounts/{account_sid}/Messages/{sid}.json"
+    if status is None:
+        # Twilio answers "accepted" when a Messaging Service still has to pick the sender.
+        status = "queued" if from_ else "accepted"
     return {
         "account_sid": account_sid,
         "api_version": API_VERSION,
         "body": body,
         "date_created": now,
-        "date_sent": None,
+        "date_sent": now if direction == "inbound" else None,
         "date_updated": now,
         "direction": direction,
         "error_code": None,
@@ -95,10 +108,11 @@ def message_resource(
         "price": None,
         "price_unit": "USD",
         "sid": sid,
-        # Twilio answers "accepted" when a Messaging Service still has to pick the sender.
-        "status": "queued" if from_ else "accepted",
-        "subresource_uris": {"media": uri.replace(".json", "/Media.json")},
+        "status": status,
+        "subresource_uris": {
+            "media": uri.replace(".json", "/Media.json"),
+            "feedback": uri.replace(".json", "/Feedback.json"),
+        },
         "to": to,
         "uri": uri,
-        "status_callback": status_callback,
     }
