@@ -13,7 +13,8 @@ from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
 
-from shared.events.patient import PatientContact
+from shared.events.patient import ID_PATTERN, PatientContact
+from shared.events.text import DisplayName
 
 SCHEMA_VERSION: Final = 1
 
@@ -35,8 +36,8 @@ class AppointmentDetails(BaseModel):
     type: AppointmentType
     starts_at: AwareDatetime
     duration_minutes: int = Field(ge=5, le=480)
-    practitioner: str = Field(min_length=1, max_length=200)
-    location_id: str = Field(min_length=1, max_length=100)
+    practitioner: DisplayName
+    location_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
 
     @property
     def ends_at(self) -> datetime:
@@ -49,9 +50,10 @@ class EventEnvelope(BaseModel):
     event_id: UUID = Field(default_factory=uuid4)
     schema_version: Literal[1] = SCHEMA_VERSION
     occurred_at: AwareDatetime
-    appointment_id: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")
-    sequence: int = Field(ge=1, description="Grows by one with each change of this appointment")
-    location_id: str = Field(min_length=1, max_length=100)
+    appointment_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
+    # Bounded by the consumers' 32-bit sequence columns: a larger value could never be stored.
+    sequence: int = Field(ge=1, le=2**31 - 1, description="Grows by one with each change of this appointment")
+    location_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
     patient: PatientContact
     appointment: AppointmentDetails
 

@@ -1,25 +1,39 @@
 """How to reach a patient, in which language, and what they agreed to receive."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, WithJsonSchema
+
+from shared.events.text import DisplayName
 
 Locale = Literal["en-CA", "fr-CA"]
 CLINIC_TIME_ZONE = "America/Toronto"
 
 
+E164_PATTERN = r"^\+[1-9][0-9]{6,14}$"
+_E164 = re.compile(E164_PATTERN)
+ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+
+
 def to_e164(value: str) -> str:
-    """Accept a phone number in E.164 (or a North American number) and return it in E.164."""
+    """Accept a phone number written in E.164 that is valid for its country; nothing is rewritten.
+
+    A number in another form is refused rather than guessed at: "+1416CALLNOW" must not become
+    a number we text.
+    """
+    if not _E164.fullmatch(value):
+        raise ValueError("write the phone number in E.164: +, country code and number, digits only, e.g. +14165550123")
     try:
-        number = phonenumbers.parse(value, "CA")
-    except phonenumbers.NumberParseException as error:
-        raise ValueError(f"not a phone number: {error}") from None
+        number = phonenumbers.parse(value, None)
+    except phonenumbers.NumberParseException:
+        raise ValueError("not a phone number; use E.164, e.g. +14165550123") from None
     if not phonenumbers.is_valid_number(number):
-        raise ValueError("not a valid phone number; use E.164, e.g. +14165550123")
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+        raise ValueError("not a valid phone number for its country; use E.164, e.g. +14165550123")
+    return value
 
 
 def known_time_zone(value: str) -> str:
@@ -30,7 +44,9 @@ def known_time_zone(value: str) -> str:
     return value
 
 
-E164Phone = Annotated[str, AfterValidator(to_e164)]
+E164Phone = Annotated[
+    str, AfterValidator(to_e164), WithJsonSchema({"type": "string", "pattern": E164_PATTERN})
+]
 TimeZoneName = Annotated[str, AfterValidator(known_time_zone)]
 
 
@@ -44,8 +60,8 @@ class ChannelConsent(BaseModel):
 class PatientContact(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    patient_id: str = Field(min_length=1, max_length=100)
-    name: str = Field(min_length=1, max_length=200)
+    patient_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
+    name: DisplayName
     email: EmailStr | None = None
     phone: E164Phone | None = None
     locale: Locale = "en-CA"

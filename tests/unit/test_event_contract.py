@@ -42,10 +42,49 @@ def test_an_invalid_event_is_refused_naming_the_field(change: dict[str, Any], fi
     assert field in str(refusal.value)
 
 
-def test_a_phone_number_is_stored_in_e164_and_a_naive_time_is_refused() -> None:
+def test_a_naive_time_is_refused() -> None:
     wire = json.loads(booked("apt-1", in_hours(30)).model_dump_json())
-    wire["patient"]["phone"] = "(416) 555-0123"
-    assert parse_appointment_event(json.dumps(wire)).patient.phone == "+14165550123"
     wire["appointment"]["starts_at"] = "2026-12-01T10:00:00"
     with pytest.raises(ValidationError, match="timezone"):
         parse_appointment_event(json.dumps(wire))
+
+
+@pytest.mark.parametrize("phone", ["(416) 555-0123", "+1416CALLNOW", "4165550123", "+1 416 555 0123"])
+def test_a_phone_not_in_e164_is_refused_not_rewritten(phone: str) -> None:
+    wire = json.loads(booked("apt-1", in_hours(30)).model_dump_json())
+    wire["patient"]["phone"] = phone
+    with pytest.raises(ValidationError, match=r"E\.164") as refusal:
+        parse_appointment_event(json.dumps(wire))
+    assert "patient.phone" in str(refusal.value)
+
+
+@pytest.mark.parametrize(
+    ("section", "field", "value"),
+    [
+        ("patient", "name", "Alex\x00"),
+        ("patient", "name", "\u202eAlex"),
+        ("patient", "name", "Alex\r\nBcc: everyone@example.com"),
+        ("patient", "name", "   "),
+        ("appointment", "practitioner", "Sam\x07 Lee"),
+        ("appointment", "practitioner", "Sam \u2066Lee"),
+    ],
+)
+def test_a_consumer_refuses_names_with_control_characters(section: str, field: str, value: str) -> None:
+    wire = json.loads(booked("apt-1", in_hours(30)).model_dump_json())
+    wire[section][field] = value
+    with pytest.raises(ValidationError) as refusal:
+        parse_appointment_event(json.dumps(wire))
+    assert f"{section}.{field}" in str(refusal.value)
+
+
+def test_a_sequence_beyond_the_database_column_is_refused() -> None:
+    wire = json.loads(booked("apt-1", in_hours(30)).model_dump_json())
+    assert parse_appointment_event(json.dumps(wire | {"sequence": 2**31 - 1})).sequence == 2**31 - 1
+    with pytest.raises(ValidationError, match="sequence"):
+        parse_appointment_event(json.dumps(wire | {"sequence": 2**31}))
+
+
+def test_the_published_schema_carries_the_patterns() -> None:
+    patient = event_contract()["$defs"]["PatientContact"]["properties"]
+    assert patient["phone"]["anyOf"][0]["pattern"] == r"^\+[1-9][0-9]{6,14}$"
+    assert "pattern" in patient["name"]
