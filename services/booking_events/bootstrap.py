@@ -13,19 +13,20 @@ from datetime import timedelta
 from fastapi import FastAPI
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking_events.http import BookingApi, create_app
+from services.booking_events.http import BookingApi, create_app, create_metrics_app
 from services.booking_events.metrics import BookingMetrics
 from services.booking_events.settings import BookingSettings
 from services.booking_events.store import BookingStore
 from services.booking_events.tables import SCHEMA
 from services.booking_events.workers import idempotency_purge_worker, outbox_relay_worker
+from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
 from shared.database import create_engine, create_tables
+from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.observability import get_logger
 from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
 from shared.process import Health, Worker, embedded_http_server, http_worker, supervise
-from shared.kafka_admin import wait_for_broker_and_ensure_topics
 
 SERVICE = "booking_events"
 
@@ -41,13 +42,22 @@ class BookingParts:
     relay: OutboxRelay
     health: Health
     app: FastAPI
+    metrics_app: FastAPI
 
 
 def build(
-    settings: BookingSettings, *, clock: Clock | None = None, publisher: EventPublisher | None = None
+    settings: BookingSettings,
+    *,
+    clock: Clock | None = None,
+    publisher: EventPublisher | None = None,
+    clinic: ClinicConfig | None = None,
 ) -> BookingParts:
-    """Every part of the service, wired, nothing started; a Kafka publisher unless one is given."""
+    """Every part of the service, wired, nothing started; a Kafka publisher unless one is given.
+
+    The clinic configuration (CLINIC_CONFIG_FILE) is read unless given: bookings name its locations.
+    """
     clock = clock or SystemClock()
+    clinic = clinic or load_clinic_config(settings.common.clinic_config_file)
     engine = create_engine(settings.database_url)
     store = BookingStore(engine)
     relay = OutboxRelay(
@@ -62,18 +72,27 @@ def build(
         max_backoff_s=settings.outbox_max_backoff_s,
     )
     health = Health(SERVICE)
-    api = BookingApi(settings, store, clock, BookingMetrics(), health, on_recorded=relay.wake)
-    return BookingParts(settings, clock, engine, store, relay, health, create_app(api))
+    api = BookingApi(
+        settings, store, clock, BookingMetrics(), health, on_recorded=relay.wake,
+        locations=frozenset(clinic.locations),
+    )
+    return BookingParts(
+        settings, clock, engine, store, relay, health, create_app(api), create_metrics_app(api)
+    )
 
 
 def workers(parts: BookingParts) -> list[Worker]:
     settings = parts.settings
     retention = timedelta(hours=settings.idempotency_retention_hours)
-    return [
+    served = [
         http_worker("http", embedded_http_server(parts.app, settings.http_host, settings.http_port)),
         outbox_relay_worker(parts.relay),
         idempotency_purge_worker(parts.store, parts.clock, retention),
     ]
+    if settings.metrics_port:
+        metrics_server = embedded_http_server(parts.metrics_app, settings.metrics_host, settings.metrics_port)
+        served.append(http_worker("metrics-http", metrics_server))
+    return served
 
 
 async def run(parts: BookingParts, stop: asyncio.Event) -> None:
@@ -85,7 +104,7 @@ async def run(parts: BookingParts, stop: asyncio.Event) -> None:
         await create_tables(parts.engine, SCHEMA)
         if not await _broker_ready(settings, stop):
             return
-        log.info("booking_events_started", http_port=settings.http_port)
+        log.info("booking_events_started", http_port=settings.http_port, metrics_port=settings.metrics_port)
         await supervise(workers(parts), stop, parts.health)
     finally:
         await parts.engine.dispose()

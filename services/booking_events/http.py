@@ -1,13 +1,13 @@
 """The HTTP API booking systems and integrators call to tell the clinic about appointments."""
 from __future__ import annotations
 
-import hmac
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, FastAPI, Header, Request, Security
+from fastapi import APIRouter, Body, Depends, FastAPI, Header, Path, Request, Security
+from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, Response
 from fastapi.security import APIKeyHeader
 from prometheus_client import CONTENT_TYPE_LATEST
@@ -21,21 +21,20 @@ from services.booking_events.domain.commands import (
     RecordNoShow,
     RescheduleAppointment,
 )
-from services.booking_events.domain.idempotency import (
-    IdempotencyKey,
-    client_digest,
-    request_fingerprint,
-)
-from services.booking_events.domain.refusals import UnknownAppointment
+from services.booking_events.domain.idempotency import IdempotencyKey, request_fingerprint
+from services.booking_events.domain.refusals import InvalidField, UnknownAppointment
 from services.booking_events.handlers import handle_command
 from services.booking_events.http_errors import Unauthorized, install_error_handlers
+from services.booking_events.http_gate import RequestGate, TokenBuckets, known_client
 from services.booking_events.http_models import (
+    APPOINTMENT_ID_PATTERN,
     AppointmentView,
     BookRequest,
     CancelRequest,
     ChangeAccepted,
     CompleteRequest,
     ErrorBody,
+    HealthBody,
     RescheduleRequest,
 )
 from services.booking_events.metrics import BookingMetrics
@@ -58,6 +57,12 @@ class BookingApi:
     metrics: BookingMetrics
     health: Health
     on_recorded: Callable[[], None]  # an event is committed: the relay may publish it now
+    locations: frozenset[str]  # the clinic's location ids (clinic configuration)
+
+    def check_location(self, location_id: str | None, field: str) -> None:
+        if location_id is not None and location_id not in self.locations:
+            known = ", ".join(sorted(self.locations))
+            raise InvalidField(field, f"not a location of the clinic; use one of: {known}")
 
     async def apply(
         self, command: AppointmentCommand, kind: str, status: int, key: IdempotencyKey | None
@@ -86,16 +91,11 @@ def authenticated_client(
     api: Annotated[BookingApi, Depends(booking_api)],
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> str:
-    """The caller's client digest; refuses unknown keys. Compares against every key in constant time."""
-    if not api_key:
+    """The caller's client digest; refuses unknown keys (the gate already did, this names the scheme)."""
+    client = known_client(api.settings.api_keys, api_key)
+    if client is None:
         raise Unauthorized
-    matched = None
-    for known in api.settings.api_keys:
-        if hmac.compare_digest(api_key.encode(), known.get_secret_value().encode()):
-            matched = known.get_secret_value()
-    if matched is None:
-        raise Unauthorized
-    return client_digest(matched)
+    return client
 
 
 async def idempotency_key(
@@ -114,51 +114,84 @@ async def idempotency_key(
 
 Api = Annotated[BookingApi, Depends(booking_api)]
 Key = Annotated[IdempotencyKey | None, Depends(idempotency_key)]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    status: {"model": ErrorBody} for status in (401, 404, 409, 422)
+AppointmentId = Annotated[str, Path(min_length=1, max_length=100, pattern=APPOINTMENT_ID_PATTERN)]
+
+_DESCRIPTIONS = {
+    400: "The body is not valid JSON",
+    401: "No API key, or one we don't know (checked before the body is read)",
+    404: "No such appointment",
+    409: "The appointment's state does not allow this change, or it changed meanwhile",
+    413: "The body is larger than the limit (64 kB by default)",
+    415: "The body is not application/json",
+    422: "A field is invalid (named in problems), or the Idempotency-Key was used for another request",
+    429: "Too many requests from this API key; Retry-After says when to come back",
 }
-router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated_client)], responses=ERRORS)
 
 
-@router.post("/appointments", name="book", status_code=201, response_model=ChangeAccepted)
+def refusals(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    documented: dict[int | str, dict[str, Any]] = {
+        status: {"model": ErrorBody, "description": _DESCRIPTIONS[status]} for status in statuses
+    }
+    if 429 in statuses:
+        documented[429]["headers"] = {
+            "Retry-After": {"description": "Seconds to wait", "schema": {"type": "integer"}}
+        }
+    return documented
+
+
+BOOK = refusals(400, 401, 409, 413, 415, 422, 429)
+CHANGE = refusals(400, 401, 404, 409, 413, 415, 422, 429)
+VIEW = refusals(401, 404, 422, 429)
+router = APIRouter(prefix="/v1", dependencies=[Depends(authenticated_client)])
+
+
+@router.post("/appointments", name="book", status_code=201, response_model=ChangeAccepted, responses=BOOK)
 async def book(body: BookRequest, api: Api, key: Key) -> JSONResponse:
+    api.check_location(body.appointment.location_id, "appointment.location_id")
     appointment_id = body.appointment_id or f"apt_{uuid.uuid4().hex}"
     command = BookAppointment(appointment_id, body.patient, body.appointment)
     return await api.apply(command, "book", 201, key)
 
 
-@router.post("/appointments/{appointment_id}/reschedule", name="reschedule", response_model=ChangeAccepted)
-async def reschedule(appointment_id: str, body: RescheduleRequest, api: Api, key: Key) -> JSONResponse:
+@router.post(
+    "/appointments/{appointment_id}/reschedule", name="reschedule", response_model=ChangeAccepted, responses=CHANGE
+)
+async def reschedule(
+    appointment_id: AppointmentId, body: RescheduleRequest, api: Api, key: Key
+) -> JSONResponse:
+    api.check_location(body.location_id, "location_id")
     command = RescheduleAppointment(
         appointment_id, body.starts_at, body.duration_minutes, body.practitioner, body.location_id
     )
     return await api.apply(command, "reschedule", 200, key)
 
 
-@router.post("/appointments/{appointment_id}/cancel", name="cancel", response_model=ChangeAccepted)
+@router.post("/appointments/{appointment_id}/cancel", name="cancel", response_model=ChangeAccepted, responses=CHANGE)
 async def cancel(
-    appointment_id: str, api: Api, key: Key, body: Annotated[CancelRequest | None, Body()] = None
+    appointment_id: AppointmentId, api: Api, key: Key, body: Annotated[CancelRequest | None, Body()] = None
 ) -> JSONResponse:
     body = body or CancelRequest()
     return await api.apply(CancelAppointment(appointment_id, body.cancelled_by), "cancel", 200, key)
 
 
-@router.post("/appointments/{appointment_id}/complete", name="complete", response_model=ChangeAccepted)
+@router.post(
+    "/appointments/{appointment_id}/complete", name="complete", response_model=ChangeAccepted, responses=CHANGE
+)
 async def complete(
-    appointment_id: str, api: Api, key: Key, body: Annotated[CompleteRequest | None, Body()] = None
+    appointment_id: AppointmentId, api: Api, key: Key, body: Annotated[CompleteRequest | None, Body()] = None
 ) -> JSONResponse:
     body = body or CompleteRequest()
     command = CompleteAppointment(appointment_id, body.completed_at, body.needled_near_chest)
     return await api.apply(command, "complete", 200, key)
 
 
-@router.post("/appointments/{appointment_id}/no-show", name="no_show", response_model=ChangeAccepted)
-async def no_show(appointment_id: str, api: Api, key: Key) -> JSONResponse:
+@router.post("/appointments/{appointment_id}/no-show", name="no_show", response_model=ChangeAccepted, responses=CHANGE)
+async def no_show(appointment_id: AppointmentId, api: Api, key: Key) -> JSONResponse:
     return await api.apply(RecordNoShow(appointment_id), "no_show", 200, key)
 
 
-@router.get("/appointments/{appointment_id}", name="view", response_model=AppointmentView)
-async def view(appointment_id: str, api: Api) -> AppointmentView:
+@router.get("/appointments/{appointment_id}", name="view", response_model=AppointmentView, responses=VIEW)
+async def view(appointment_id: AppointmentId, api: Api) -> AppointmentView:
     appointment, updated_at = await api.store.read_appointment(appointment_id)
     if appointment is None:
         raise UnknownAppointment(f"no appointment {appointment_id}")
@@ -173,9 +206,12 @@ async def view(appointment_id: str, api: Api) -> AppointmentView:
 
 
 operations = APIRouter()
+HEALTH_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"description": "A worker died, or the database does not answer", "model": HealthBody}
+}
 
 
-@operations.get("/healthz", name="healthz")
+@operations.get("/healthz", name="healthz", response_model=HealthBody, responses=HEALTH_RESPONSES)
 async def healthz(api: Api) -> JSONResponse:
     if not api.health.ok:
         return JSONResponse(
@@ -190,20 +226,57 @@ async def healthz(api: Api) -> JSONResponse:
     return JSONResponse({"status": "ok"})
 
 
-@operations.get("/metrics", name="metrics")
-async def metrics(api: Api) -> Response:
-    backlog = await api.store.outbox_backlog()
-    api.metrics.outbox_unpublished.set(backlog.unpublished)
-    oldest = backlog.oldest_created_at
-    api.metrics.outbox_oldest_age.set((api.clock.now() - oldest).total_seconds() if oldest else 0)
-    return Response(api.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
-
-
 def create_app(api: BookingApi) -> FastAPI:
     """The API over its parts; it starts nothing (the relay and the purge are workers of their own)."""
-    app = FastAPI(title="clinic-notify booking events", version="1")
+    docs = api.settings.api_docs
+    app = FastAPI(
+        title="clinic-notify booking events",
+        version="1",
+        openapi_url="/openapi.json" if docs else None,
+        docs_url="/docs" if docs else None,
+        redoc_url=None,
+    )
     app.state.booking = api
     install_error_handlers(app, api.metrics)
     app.include_router(router)
     app.include_router(operations)
+    app.openapi = lambda: _openapi_with_locations(app, api.locations)  # type: ignore[method-assign]  # FastAPI's documented way to customise the document
+    settings = api.settings
+    app.add_middleware(
+        RequestGate,
+        api_keys=settings.api_keys,
+        buckets=TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst),
+        max_body_bytes=settings.max_body_bytes,
+        metrics=api.metrics,
+    )
+    return app
+
+
+def _openapi_with_locations(app: FastAPI, locations: frozenset[str]) -> dict[str, Any]:
+    """FastAPI's document, with the clinic's location ids as the enum of every location_id sent."""
+    if app.openapi_schema is None:
+        schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
+        components = schema.get("components", {}).get("schemas", {})
+        for name, component in components.items():
+            if name.startswith(("AppointmentDetails", "RescheduleRequest")):
+                field = component["properties"]["location_id"]
+                for variant in field.get("anyOf", [field]):
+                    if variant.get("type") == "string":
+                        variant["enum"] = sorted(locations)
+        app.openapi_schema = schema
+    return app.openapi_schema
+
+
+def create_metrics_app(api: BookingApi) -> FastAPI:
+    """/metrics on a port of its own (BOOKING_METRICS_PORT), never on the API's."""
+    app = FastAPI(title="booking events metrics", openapi_url=None, docs_url=None, redoc_url=None)
+
+    @app.get("/metrics")
+    async def metrics() -> Response:
+        backlog = await api.store.outbox_backlog()
+        api.metrics.outbox_unpublished.set(backlog.unpublished)
+        oldest = backlog.oldest_created_at
+        api.metrics.outbox_oldest_age.set((api.clock.now() - oldest).total_seconds() if oldest else 0)
+        return Response(api.metrics.exposition(), media_type=CONTENT_TYPE_LATEST)
+
     return app

@@ -11,7 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from services.booking_events.domain.idempotency import IdempotencyKeyReused
-from services.booking_events.domain.refusals import AppointmentRefusal, UnknownAppointment
+from services.booking_events.domain.refusals import AppointmentRefusal, InvalidField, UnknownAppointment
 from services.booking_events.metrics import BookingMetrics
 from services.booking_events.store import ConcurrentChange
 from shared.observability import get_logger
@@ -30,7 +30,11 @@ def install_error_handlers(app: FastAPI, metrics: BookingMetrics) -> None:
 
     async def invalid_request(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
-        problems = describe_problems(exc.errors())
+        errors = exc.errors()
+        if any(error.get("type") == "json_invalid" for error in errors):
+            log.info("request_malformed", kind=request_kind(request))
+            return refuse(request, 400, "malformed_json", message="the body is not valid JSON")
+        problems = describe_problems(errors)
         log.info(
             "request_invalid",
             kind=request_kind(request),
@@ -40,6 +44,9 @@ def install_error_handlers(app: FastAPI, metrics: BookingMetrics) -> None:
 
     async def refused(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, AppointmentRefusal)
+        if isinstance(exc, InvalidField):
+            log.info("request_invalid", kind=request_kind(request), fields=[exc.field])
+            return refuse(request, 422, exc.code, problems=[{"field": exc.field, "message": exc.message}])
         status = 404 if isinstance(exc, UnknownAppointment) else 409
         return refuse(request, status, exc.code, message=exc.message)
 

@@ -9,8 +9,10 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 from services.booking_events.domain.appointment import AppointmentStatus
 from shared.events import PatientContact
 from shared.events.appointment import AppointmentDetails
+from shared.events.patient import ID_PATTERN
+from shared.events.text import DisplayName
 
-APPOINTMENT_ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
+APPOINTMENT_ID_PATTERN = ID_PATTERN
 
 
 class _Request(BaseModel):
@@ -32,8 +34,8 @@ class BookRequest(_Request):
 class RescheduleRequest(_Request):
     starts_at: AwareDatetime
     duration_minutes: int | None = Field(default=None, ge=5, le=480)
-    practitioner: str | None = Field(default=None, min_length=1, max_length=200)
-    location_id: str | None = Field(default=None, min_length=1, max_length=100)
+    practitioner: DisplayName | None = None
+    location_id: str | None = Field(default=None, min_length=1, max_length=100, pattern=ID_PATTERN)
 
 
 class CancelRequest(_Request):
@@ -70,3 +72,9 @@ class ErrorBody(BaseModel):
     error: str
     message: str | None = None
     problems: list[Problem] | None = None
+
+
+class HealthBody(BaseModel):
+    status: Literal["ok", "unavailable"]
+    dead_workers: list[str] | None = None
+    database: Literal["unreachable"] | None = None

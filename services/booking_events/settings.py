@@ -19,6 +19,12 @@ class BookingSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8010
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = Field(default=9100, description="Prometheus /metrics; unset or 0: not served")
+    api_docs: bool = Field(default=True, description="Serve /docs and /openapi.json, behind the API key")
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    rate_limit_per_second: float = Field(default=10.0, gt=0, description="Per API key, sustained")
+    rate_limit_burst: int = Field(default=20, ge=1, description="Per API key, at once")
     outbox_batch_size: int = Field(default=200, ge=1, le=5000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_max_backoff_s: float = Field(default=30.0, gt=0)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from services.booking_events.domain.appointment import OPEN_STATUSES, Appointment, AppointmentStatus
 from services.booking_events.domain.commands import (
@@ -15,6 +15,7 @@ from services.booking_events.domain.commands import (
 )
 from services.booking_events.domain.refusals import (
     AppointmentAlreadyBooked,
+    InvalidField,
     NothingToChange,
     TransitionNotAllowed,
     UnknownAppointment,
@@ -29,17 +30,22 @@ from shared.events import (
 )
 from shared.events.appointment import AppointmentDetails
 
+# A booking system's clock may run a little ahead of ours: a start this recent is not "in the past".
+START_GRACE = timedelta(minutes=2)
+
 
 @dataclass(frozen=True)
 class Decision:
     appointment: Appointment
     event: AppointmentEvent
 
+
 def decide(current: Appointment | None, command: AppointmentCommand, now: datetime) -> Decision:
     """The appointment after the command, and the event that tells the clinic's services."""
     if isinstance(command, BookAppointment):
         if current is not None:
             raise AppointmentAlreadyBooked(f"appointment {command.appointment_id} already exists")
+        _refuse_a_past_start(command.details.starts_at, now, "appointment.starts_at")
         booked = Appointment(
             command.appointment_id, AppointmentStatus.BOOKED, 1, command.patient, command.details
         )
@@ -72,7 +78,17 @@ def decide(current: Appointment | None, command: AppointmentCommand, now: dateti
     raise TypeError(f"unknown command {type(command).__name__}")
 
 
+def _refuse_a_past_start(starts_at: datetime, now: datetime, field: str) -> None:
+    if starts_at < now - START_GRACE:
+        minutes = int(START_GRACE.total_seconds() // 60)
+        raise InvalidField(
+            field,
+            f"starts in the past; a start up to {minutes} minutes ago is accepted for clock skew, no earlier",
+        )
+
+
 def _reschedule(current: Appointment, command: RescheduleAppointment, now: datetime) -> Decision:
+    _refuse_a_past_start(command.starts_at, now, "starts_at")
     old = current.details
     new = AppointmentDetails.model_validate(
         {

@@ -26,3 +26,13 @@ class TransitionNotAllowed(AppointmentRefusal):
 
 class NothingToChange(AppointmentRefusal):
     code = "nothing_to_change"
+
+
+class InvalidField(AppointmentRefusal):
+    """A field the request's schema allows but the clinic's rules do not (a past start, an unknown location)."""
+
+    code = "validation_failed"
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field

@@ -3,90 +3,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from datetime import UTC, datetime
-from pathlib import Path
-from typing import Any
+from datetime import datetime
 
 import httpx
 import pytest
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking_events import bootstrap
 from services.booking_events.bootstrap import BookingParts
-from services.booking_events.settings import BookingSettings
-from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
-from services.booking_events.tables import outbox
-from shared.clock import FixedClock
-from shared.database import create_tables
 from shared.events import AppointmentBooked, AppointmentRescheduled, parse_appointment_event
 from shared.outbox.kafka_publisher import RecordingPublisher
-
-API_KEY = "test-key-1"
-NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
-PHONE = "+14165550123"
-
-
-def booking(**changes: Any) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "patient": {
-            "patient_id": "pat_1",
-            "name": "Maya Singh",
-            "email": "maya@example.com",
-            "phone": PHONE,
-            "consent": {"email": True, "sms": True},
-        },
-        "appointment": {
-            "type": "dry_needling",
-            "starts_at": "2025-03-10T10:00:00-04:00",
-            "duration_minutes": 45,
-            "practitioner": "Dr. Chen",
-            "location_id": "yonge-eglinton",
-        },
-    }
-    for path, value in changes.items():
-        section, _, field = path.partition("__")
-        if field:
-            body[section][field] = value
-        else:
-            body[section] = value
-    return body
-
-
-@pytest.fixture
-def publisher() -> RecordingPublisher:
-    return RecordingPublisher()
-
-
-@pytest.fixture
-async def parts(tmp_path: Path, publisher: RecordingPublisher) -> AsyncIterator[BookingParts]:
-    settings = BookingSettings(
-        api_keys=[API_KEY, "other-key"], database_url=f"sqlite+aiosqlite:///{tmp_path / 'booking.db'}"
-    )
-    parts = bootstrap.build(settings, clock=FixedClock(NOW), publisher=publisher)
-    await create_tables(parts.engine, BOOKING_SCHEMA)
-    yield parts
-    await parts.engine.dispose()
-
-
-@pytest.fixture
-def engine(parts: BookingParts) -> AsyncEngine:
-    return parts.engine
-
-
-@pytest.fixture
-async def client(parts: BookingParts) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=parts.app)
-    async with httpx.AsyncClient(
-        transport=transport, base_url="http://booking", headers={"X-API-Key": API_KEY}
-    ) as client:
-        yield client
-
-
-async def outbox_values(engine: AsyncEngine) -> list[str]:
-    async with engine.connect() as connection:
-        return list((await connection.execute(select(outbox.c.value).order_by(outbox.c.id))).scalars())
+from tests.unit.booking_events.bodies import NOW, PHONE, booking
+from tests.unit.booking_events.conftest import outbox_values
 
 
 async def test_a_booking_is_accepted_and_its_event_waits_in_the_outbox(
@@ -105,7 +32,7 @@ async def test_a_booking_is_accepted_and_its_event_waits_in_the_outbox(
     assert str(event.event_id) == accepted["event_id"]
     assert event.appointment_id == accepted["appointment_id"]
     assert event.patient.phone == PHONE
-    assert event.location_id == "yonge-eglinton"
+    assert event.location_id == "downtown"
     assert event.occurred_at == NOW
 
 
@@ -304,13 +231,19 @@ async def test_an_unknown_appointment_is_not_found(
     assert response.json()["error"] == "appointment_not_found"
 
 
-async def test_metrics_count_requests_and_show_the_outbox_backlog(client: httpx.AsyncClient) -> None:
+async def test_metrics_count_requests_and_show_the_outbox_backlog_on_their_own_port(
+    client: httpx.AsyncClient, parts: BookingParts
+) -> None:
     await client.post("/v1/appointments", json=booking())
 
-    metrics = (await client.get("/metrics")).text
+    transport = httpx.ASGITransport(app=parts.metrics_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://booking:9100") as scraper:
+        response = await scraper.get("/metrics")
+    metrics = response.text
 
     assert 'booking_requests_accepted_total{kind="book"} 1.0' in metrics
     assert "booking_outbox_unpublished 1.0" in metrics
+    assert response.headers["content-type"].startswith("text/plain")
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 
 

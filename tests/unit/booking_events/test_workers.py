@@ -26,7 +26,7 @@ BOOKING = {
     "patient": {"patient_id": "pat_1", "name": "Maya Singh", "phone": "+14165550123",
                 "consent": {"email": False, "sms": True}},
     "appointment": {"type": "dry_needling", "starts_at": "2025-03-10T10:00:00-04:00",
-                    "duration_minutes": 45, "practitioner": "Dr. Chen", "location_id": "yonge-eglinton"},
+                    "duration_minutes": 45, "practitioner": "Dr. Chen", "location_id": "downtown"},
 }
 
 
