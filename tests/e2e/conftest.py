@@ -99,6 +99,7 @@ def service_env(
         "BOOKING_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/booking.db",
         "BOOKING_HTTP_PORT": str(free_port()),
         "BOOKING_OUTBOX_POLL_INTERVAL_S": "0.2",
+        "BOOKING_METRICS_PORT": str(free_port()),
         "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/notifier.db",
         "NOTIFIER_METRICS_PORT": str(free_port()),
         "NOTIFIER_GROUP_ID": f"notifier-{uuid.uuid4().hex[:6]}",
