@@ -9,7 +9,7 @@ from cli import (
     config_check,
     consumer_lag,
     contract,
-    dead_letters,
+    dead_letter_commands,
     deliveries,
     escalations,
     preview,
@@ -24,7 +24,8 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
 )
 
-for module in (preview, deliveries, check_ins, dead_letters, consumer_lag, contract, config_check, api_documents):
+for module in (preview, deliveries, check_ins, dead_letter_commands, consumer_lag, contract, config_check,
+               api_documents):
     module.register(app)
 escalations.register(app)
 
