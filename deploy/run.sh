@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole system on this machine, every part on 127.0.0.1, until Ctrl-C:
-# Kafka, the SMTP sink, the Twilio sandbox, then booking_events, notifier and aftercare.
+# Kafka, the SMTP sink, the Twilio sandbox, then booking_events, notifier and aftercare, and the ops console.
 #   deploy/run.sh           start everything and print where to look
 #   deploy/run.sh --demo    also book one appointment and show the email and SMS it produced
 # State (Kafka data, SQLite databases, mail, SMS, logs) stays in .run/; `rm -rf .run` resets it.
@@ -22,6 +22,7 @@ BOOKING_PORT=8010
 AFTERCARE_PORT=8040
 NOTIFIER_METRICS=9101
 AFTERCARE_METRICS=9102
+CONSOLE_PORT=8050
 API_KEY=local-dev-key
 # A syntactically valid sandbox account; real Twilio is never reached from here.
 TWILIO_SID=AC00000000000000000000000000000000
@@ -187,7 +188,8 @@ fi
 if [[ "$(bash "$KAFKA_SH" status --data-dir "$RUN/kafka" 2>/dev/null)" == running* ]]; then
     die "a broker already runs from .run/kafka (another run.sh?); stop it: bash deploy/kafka/kafka.sh stop"
 fi
-ports=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$SMTP_PORT" "$TWILIO_PORT" "$BOOKING_PORT" "$NOTIFIER_METRICS")
+ports=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$SMTP_PORT" "$TWILIO_PORT" "$BOOKING_PORT" "$NOTIFIER_METRICS"
+       "$CONSOLE_PORT")
 $with_aftercare && ports+=("$AFTERCARE_PORT" "$AFTERCARE_METRICS")
 for port in "${ports[@]}"; do
     port_in_use "$port" && die "port $port on 127.0.0.1 is already in use (another run.sh?)"
@@ -198,6 +200,10 @@ ln -sfn ../kafka/logs "$LOGS/kafka"
 if [[ ! -s "$RUN/link-secret" ]]; then
     (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$RUN/link-secret")
     log "generated .run/link-secret (signs patient links; kept across runs)"
+fi
+if [[ ! -s "$RUN/console-token" ]]; then
+    (umask 077 && "$PY" -c 'import secrets; print(secrets.token_urlsafe(32))' >"$RUN/console-token")
+    log "generated .run/console-token (the ops console's login; kept across runs)"
 fi
 
 # --- the environment every service reads --------------------------------------------------
@@ -247,6 +253,12 @@ $with_aftercare && start_process aftercare service "$PY" -m services.aftercare
 wait_until booking_events http_ok "http://127.0.0.1:$BOOKING_PORT/healthz"
 wait_until notifier http_ok "http://127.0.0.1:$NOTIFIER_METRICS/metrics"
 $with_aftercare && wait_until aftercare http_ok "http://127.0.0.1:$AFTERCARE_PORT/healthz"
+# Its token and database URLs reach the console alone (assignments before a function call).
+CONSOLE_TOKEN="$(cat "$RUN/console-token")" CONSOLE_PORT="$CONSOLE_PORT" \
+    CONSOLE_KAFKA_BOOTSTRAP_SERVERS="$KAFKA_BOOTSTRAP_SERVERS" CONSOLE_BOOKING_DATABASE_URL="$booking_db" \
+    CONSOLE_NOTIFIER_DATABASE_URL="$NOTIFIER_DATABASE_URL" CONSOLE_AFTERCARE_DATABASE_URL="$AFTERCARE_DATABASE_URL" \
+    start_process console service "$PY" -m console
+wait_until console http_ok "http://127.0.0.1:$CONSOLE_PORT/healthz"
 
 # --- where to look ------------------------------------------------------------------------
 
@@ -264,6 +276,7 @@ $(curl_command "$(date +%s)" | sed 's/^/    /')
   SMS           http://127.0.0.1:$TWILIO_PORT/_sandbox/messages  (also $RUN/sms.jsonl)
   Notifier      metrics http://127.0.0.1:$NOTIFIER_METRICS/metrics
   Aftercare     $aftercare_line
+  Ops console   http://127.0.0.1:$CONSOLE_PORT  (token: cat $RUN/console-token)
   Kafka         127.0.0.1:$KAFKA_PORT
   Logs          $LOGS/
 

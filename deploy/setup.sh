@@ -3,6 +3,7 @@
 # Java 17, Maven). Safe to run again: each step is skipped when already done.
 #   deploy/setup.sh                  venv + package (with test and lint tools), Kafka jars
 #   deploy/setup.sh --with-postgres  also Debian's PostgreSQL binaries (the tests need them)
+#   deploy/setup.sh --with-browser   also Debian's chromium and chromium-driver (the browser tests)
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -12,6 +13,7 @@ VENV="$REPO/.venv"
 STAMP="$VENV/.clinic-notify-install"
 
 with_postgres=false
+with_browser=false
 
 log() { echo "setup.sh: $*" >&2; }
 die() { log "$*"; exit 1; }
@@ -19,8 +21,9 @@ die() { log "$*"; exit 1; }
 while (($#)); do
     case "$1" in
         --with-postgres) with_postgres=true; shift ;;
+        --with-browser) with_browser=true; shift ;;
         -h | --help) sed -n '2,6p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-        *) die "unknown argument: $1 (usage: setup.sh [--with-postgres])" ;;
+        *) die "unknown argument: $1 (usage: setup.sh [--with-postgres] [--with-browser])" ;;
     esac
 done
 
@@ -65,10 +68,21 @@ install_package() {
     echo "$wanted" >"$STAMP"
 }
 
+install_browser() {
+    [[ -x /usr/bin/chromium && -x /usr/bin/chromedriver ]] && return 0
+    ((EUID == 0)) && command -v apt-get >/dev/null || die "install Debian's chromium and chromium-driver"
+    log "installing Debian's chromium and chromium-driver"
+    apt-get update -qq >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >&2
+}
+
 create_venv
 install_package
 bash "$HERE/kafka/kafka.sh" fetch
 if $with_postgres; then
     bash "$HERE/postgres/postgres.sh" install
+fi
+if $with_browser; then
+    install_browser
 fi
 log "ready"

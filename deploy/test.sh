@@ -10,7 +10,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/.." && pwd)"
 cd "$REPO"
 
-bash "$HERE/setup.sh" --with-postgres || exit $?
+bash "$HERE/setup.sh" --with-postgres --with-browser || exit $?
 
 "$REPO/.venv/bin/python" -m pytest "$@"
 status=$?

@@ -14,6 +14,7 @@ REPO = Path(__file__).resolve().parents[2]
 COMPOSE_FILE = REPO / "docker-compose.yml"
 SERVICES = {"kafka", "postgres", "mailpit", "twilio-sandbox", "booking-events", "notifier", "aftercare"}
 OBSERVABILITY = {"prometheus", "grafana"}
+OPERATIONS = {"console"}
 # What each of our services cannot start without; any one of the names satisfies a requirement.
 REQUIRED_ENV = {
     "booking-events": [
@@ -41,7 +42,7 @@ def environment_of(service: dict[str, Any]) -> dict[str, str]:
 
 
 def test_compose_runs_the_seven_parts_of_the_system_and_their_monitoring(compose: dict[str, Any]) -> None:
-    assert set(compose["services"]) == SERVICES | OBSERVABILITY
+    assert set(compose["services"]) == SERVICES | OBSERVABILITY | OPERATIONS
 
 
 def test_every_published_port_listens_on_loopback_only(compose: dict[str, Any]) -> None:
@@ -143,7 +144,8 @@ def test_docker_compose_accepts_the_file() -> None:
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "LINK_SECRET": "compose-test-link-secret-32-bytes-long"},
+        env={**os.environ, "LINK_SECRET": "compose-test-link-secret-32-bytes-long",
+             "CONSOLE_TOKEN": "compose-test-console-token-32-bytes-long"},
         cwd=REPO,
     )
     assert result.returncode == 0, result.stderr
