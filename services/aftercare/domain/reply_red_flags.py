@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import re
+from bisect import bisect_right
+from typing import NamedTuple
 
 from services.aftercare.domain.reply_kinds import RedFlag
 
@@ -110,22 +112,73 @@ _RESOLVED_AFTER = re.compile(
     r"|\s*(?:(?:est|a|sont|ont)\s+)?(?:partie?s?|disparue?s?|diminuee?s?|finie?s?|baisse)\b"
 )
 _NEGATION_REACH_WORDS = 5
+_RESOLVED_REACH = 40  # longer than the longest "is/has ... gone/better" phrase above
 
 
 def red_flags_in(normalized: str) -> tuple[RedFlag, ...]:
-    clauses = _CLAUSE_BREAK.split(_HEDGES.sub("unsure", normalized))
-    found = [
-        flag
-        for flag, pattern in _COMPILED_RED_FLAGS.items()
-        if any(_affirmed(match, clause) for clause in clauses for match in pattern.finditer(clause))
-    ]
-    if RedFlag.WARMTH not in found and any(_affirmed(m, normalized) for m in _RED_AND_WARM.finditer(normalized)):
+    hedged = _HEDGES.sub("unsure", normalized)
+    clauses = _clauses(hedged)
+    found = [flag for flag, pattern in _COMPILED_RED_FLAGS.items() if _affirmed_in_a_clause(pattern, hedged, clauses)]
+    whole = _Clauses([0], [len(normalized)])
+    if RedFlag.WARMTH not in found and _affirmed_in_a_clause(_RED_AND_WARM, normalized, whole):
         found.insert(list(_COMPILED_RED_FLAGS).index(RedFlag.WARMTH), RedFlag.WARMTH)
     return tuple(found)
 
 
-def _affirmed(match: re.Match[str], clause: str) -> bool:
-    words_before = clause[: match.start()].split()[-_NEGATION_REACH_WORDS:]
-    if _NEGATION.search(" ".join(words_before)):
+class _Clauses(NamedTuple):
+    starts: list[int]
+    ends: list[int]
+
+
+def _clauses(text: str) -> _Clauses:
+    """Where each clause of `text` starts and ends: the text between two clause breaks."""
+    starts, ends = [0], []
+    for found in _CLAUSE_BREAK.finditer(text):
+        ends.append(found.start())
+        starts.append(found.end())
+    ends.append(len(text))
+    return _Clauses(starts, ends)
+
+
+def _affirmed_in_a_clause(pattern: re.Pattern[str], text: str, clauses: _Clauses) -> bool:
+    """Whether `pattern` matches, not negated, within one clause of `text`.
+
+    The same as matching each clause on its own, in a number of steps that grows with the text and
+    the flag's mentions, not with the number of clauses: the whole text is searched for the next
+    mention, and a mention counts only as far as its own clause reaches (`endpos`). A match within
+    a clause is also a match of the whole text, so no mention is skipped.
+    """
+    position = 0
+    while (candidate := pattern.search(text, position)) is not None:
+        at = candidate.start()
+        clause = bisect_right(clauses.starts, at) - 1
+        start, end = clauses.starts[clause], clauses.ends[clause]
+        # A mention that ends in its clause is the clause's own; one that runs on past it is read again
+        # within the clause, from the same place.
+        within = candidate if candidate.end() <= end else pattern.match(text, at, end) if at < end else None
+        if within is not None and _affirmed(within, text, start, end):
+            return True
+        position = within.end() if within is not None and within.end() > at else at + 1
+    return False
+
+
+def _affirmed(match: re.Match[str], text: str, clause_start: int, clause_end: int) -> bool:
+    if _NEGATION.search(" ".join(_words_before(text, clause_start, match.start(), _NEGATION_REACH_WORDS))):
         return False
-    return not _RESOLVED_AFTER.match(clause[match.end():])
+    return not _RESOLVED_AFTER.match(text, match.end(), min(clause_end, match.end() + _RESOLVED_REACH))
+
+
+def _words_before(text: str, start: int, end: int, count: int) -> list[str]:
+    """The last `count` words of `text[start:end]`, reading back only as far as they reach.
+
+    Splitting all of the clause before each red-flag word would cost the square of a long clause.
+    A window that begins inside a word cuts only that first word: with more than `count` words in
+    the window, the last `count` are whole.
+    """
+    reach = 64
+    while True:
+        begin = max(start, end - reach)
+        words = text[begin:end].split()
+        if begin == start or len(words) > count:
+            return words[-count:]
+        reach *= 2

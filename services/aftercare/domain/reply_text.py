@@ -4,7 +4,8 @@ from __future__ import annotations
 import re
 import unicodedata
 
-EDGE_SYMBOLS = re.compile(r"^[\W_]+|[\W_]+$")
+# `(?<![\W_])`: a run of symbols is tried once, from its start, whether it ends the text or not.
+EDGE_SYMBOLS = re.compile(r"^[\W_]+|(?<![\W_])[\W_]+$")
 
 
 def normalize(text: str) -> str:
