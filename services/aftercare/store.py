@@ -4,17 +4,20 @@ Each store is built on the engine; a method that takes a connection runs in the 
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, select, update
+from sqlalchemy import Row, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.aftercare.domain.answers import ConsentChange, ReplyOnRecord
 from services.aftercare.domain.check_ins import CheckIn, CheckInPlan, CheckInStatus
 from services.aftercare.tables import check_ins, consent_audit, replies
 from shared.database import insert_ignoring_duplicates
+
+MAX_NOTES_KEPT = 40_000  # the newest notes of a check-in, in characters: twenty notes as long as allowed
 
 
 def _check_in(row: Row[Any]) -> CheckIn:
@@ -60,6 +63,24 @@ class CheckInStore:
         )).first()
         return _check_in(row) if row else None
 
+    async def open_sent_to_phone(self, connection: AsyncConnection, phone: str, now: datetime) -> list[CheckIn]:
+        """Open check-ins already due for this number, newest first: more than one patient may share it."""
+        result = await connection.execute(
+            select(check_ins)
+            .where(and_(check_ins.c.phone == phone, check_ins.c.due_at <= now,
+                        check_ins.c.status == CheckInStatus.SCHEDULED))
+            .order_by(check_ins.c.due_at.desc())
+        )
+        return [_check_in(row) for row in result]
+
+    async def hold(self, connection: AsyncConnection, check_in_id: str, now: datetime) -> None:
+        """Write to the check-in first, so that answers to it are applied one after the other.
+
+        PostgreSQL locks the row until the transaction ends, SQLite the database: a second answer
+        (a double click, two notes at once) waits, then reads what the first one recorded.
+        """
+        await connection.execute(update(check_ins).where(check_ins.c.id == check_in_id).values(updated_at=now))
+
     async def of_appointment(self, connection: AsyncConnection, appointment_id: str) -> list[CheckIn]:
         result = await connection.execute(
             select(check_ins).where(check_ins.c.appointment_id == appointment_id).order_by(check_ins.c.round)
@@ -78,9 +99,11 @@ class CheckInStore:
         return result.rowcount == 1
 
     async def add_note(self, connection: AsyncConnection, check_in_id: str, note: str, now: datetime) -> None:
-        await connection.execute(
-            update(check_ins).where(check_ins.c.id == check_in_id).values(note=note, updated_at=now)
-        )
+        """A later note is added after the earlier ones, under the time it arrived."""
+        current = (await connection.execute(select(check_ins.c.note).where(check_ins.c.id == check_in_id))).scalar()
+        notes = f"{current}\n\n[{now.isoformat(timespec='minutes')}] {note}" if current else note
+        await connection.execute(update(check_ins).where(check_ins.c.id == check_in_id).values(
+            note=notes[-MAX_NOTES_KEPT:], updated_at=now))
 
     async def count_unreadable(self, connection: AsyncConnection, check_in_id: str, now: datetime) -> None:
         await connection.execute(
@@ -117,6 +140,21 @@ class CheckInStore:
             select(replies.c.response).where(replies.c.message_sid == message_sid)
         )).first()
         return (row is not None, row.response if row else None)
+
+    async def replies_to(self, connection: AsyncConnection, check_in_ids: Sequence[str]) -> int:
+        if not check_in_ids:
+            return 0
+        return int((await connection.execute(
+            select(func.count()).select_from(replies).where(replies.c.check_in_id.in_(list(check_in_ids)))
+        )).scalar_one())
+
+    async def paged_since(self, connection: AsyncConnection, check_in_id: str, since: datetime) -> list[list[str]]:
+        """The reasons of each answer to this check-in that paged staff since `since`."""
+        result = await connection.execute(
+            select(replies.c.reasons).where(and_(replies.c.check_in_id == check_in_id, replies.c.action == "escalate",
+                                                 replies.c.received_at >= since))
+        )
+        return [list(row.reasons) for row in result]
 
     async def add_reply(self, connection: AsyncConnection, reply: ReplyOnRecord, response: str | None) -> None:
         await connection.execute(replies.insert().values(**asdict(reply), response=response))

@@ -1,8 +1,10 @@
 """A visit whose check-ins went unanswered: what the no-reply watch records. Pure.
 
 Once the reply window of a visit's last round has passed, its check-ins still open are closed as
-`no_reply`. A visit with an answered round is not silent; one without is published as
-`NoReplyRecorded` and goes to the on-call clinician for review, by email.
+`no_reply`. A visit with an answered round is not silent, nor one the patient replied to in any other
+way (STOP, an opt-out sentence, a text that could not be read: each already had its own answer);
+a visit without any reply is published as `NoReplyRecorded` and goes to the on-call clinician for
+review, by email.
 """
 from __future__ import annotations
 
@@ -24,9 +26,11 @@ class SilenceDecision:
     staff_messages: tuple[DeliveryIntent, ...] = ()
 
 
-def decide_silence(last: CheckIn, visit: Sequence[CheckIn], clinic: ClinicConfig, now: datetime) -> SilenceDecision:
-    """`last` is the visit's last-round check-in whose reply window has ended; `visit` all its check-ins."""
-    if any(check_in.status is CheckInStatus.ANSWERED for check_in in visit):
+def decide_silence(last: CheckIn, visit: Sequence[CheckIn], clinic: ClinicConfig, now: datetime,
+                   replies: int = 0) -> SilenceDecision:
+    """`last` is the visit's last-round check-in whose reply window has ended; `visit` all its check-ins;
+    `replies` how many replies to them are on record."""
+    if replies or any(check_in.status is CheckInStatus.ANSWERED for check_in in visit):
         return SilenceDecision(last.appointment_id)
     extra = dict(last.context.get("extra", {})) | {
         "reply_text": None, "score": None, "previous_score": None, "reasons": ["no_reply"],

@@ -13,8 +13,16 @@ from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.aftercare.domain.answers import Answer, AnswerDecision, decide_answer
+from services.aftercare.domain.answers import (
+    ALREADY_PAGED,
+    PAGE_AGAIN_AFTER,
+    Answer,
+    AnswerDecision,
+    decide_answer,
+    paged_reasons,
+)
 from services.aftercare.domain.check_ins import CheckIn, CheckInStatus
+from services.aftercare.domain.reply_limits import MAX_NOTE_CHARS, MAX_SMS_CHARS
 from services.aftercare.domain.reply_parser import ParsedReply, ReplyIntent, parse_reply
 from services.aftercare.domain.triage import TriageDecision
 from services.aftercare.handlers.consent import ConsentBook
@@ -56,13 +64,22 @@ class CheckInAnswers:
     async def sms_reply(self, message_sid: str, phone: str, text: str,
                         carrier_answered: bool = False) -> AnswerOutcome:
         now = self.clock.now()
+        text = text[:MAX_SMS_CHARS]  # what Twilio delivers at most: a longer body is read no further
         answer = Answer(_new_reply_id(), "sms", text, phone, message_sid, wants_reply=not carrier_answered)
         async with self.engine.begin() as connection:
             seen, response = await self.store.response_to(connection, message_sid)
             if seen:
                 return AnswerOutcome(None, False, response, "en-CA")
-            check_in = await self.store.latest_sent_to_phone(connection, phone, now)
-            outcome = await self._apply(connection, answer, parse_reply(text), check_in, now)
+            could_be = _patients_of(await self.store.open_sent_to_phone(connection, phone, now))
+            if len(could_be) > 1:  # a family's shared phone: the text is not guessed to be anyone's
+                outcome = await self._apply(connection, answer, parse_reply(text), None, now,
+                                            could_be=tuple(could_be.values()))
+            else:
+                check_in = await self.store.latest_sent_to_phone(connection, phone, now)
+                if check_in is not None:
+                    await self.store.hold(connection, check_in.id, now)
+                    check_in = await self.store.get(connection, check_in.id)  # as the answer before left it
+                outcome = await self._apply(connection, answer, parse_reply(text), check_in, now)
         self.on_change()
         return outcome
 
@@ -71,27 +88,33 @@ class CheckInAnswers:
 
     async def web_score(self, check_in_id: str, score: int) -> AnswerOutcome | None:
         now = self.clock.now()
-        async with self.engine.begin() as connection:
-            check_in = await self.store.get(connection, check_in_id)
-            if check_in is None:
-                return None
-            if not check_in.is_open:
-                return AnswerOutcome(None, False, None, check_in.locale)
-            parsed = ParsedReply(intent=ReplyIntent.SCORE, score=score, red_flags=(), language_hint=None)
-            answer = Answer(_new_reply_id(), "web", None, check_in.phone)
-            outcome = await self._apply(connection, answer, parsed, check_in, now)
+        try:
+            async with self.engine.begin() as connection:
+                await self.store.hold(connection, check_in_id, now)  # a second click waits for the first
+                check_in = await self.store.get(connection, check_in_id)
+                if check_in is None:
+                    return None
+                if not check_in.is_open:
+                    return AnswerOutcome(None, False, None, check_in.locale)
+                parsed = ParsedReply(intent=ReplyIntent.SCORE, score=score, red_flags=(), language_hint=None)
+                answer = Answer(_new_reply_id(), "web", None, check_in.phone)
+                outcome = await self._apply(connection, answer, parsed, check_in, now)
+        except _AnsweredMeanwhile as answered:  # everything this answer wrote is rolled back
+            return AnswerOutcome(None, False, None, answered.locale)
         self.on_change()
         return outcome
 
     async def web_note(self, check_in_id: str, note: str) -> AnswerOutcome | None:
         """A note added on the web page; red flags in it escalate like a text would."""
         now = self.clock.now()
+        note = note[:MAX_NOTE_CHARS]  # the page refuses a longer one; nothing longer is read
         parsed = parse_reply(note)
         async with self.engine.begin() as connection:
+            await self.store.hold(connection, check_in_id, now)  # notes sent at once page once
             check_in = await self.store.get(connection, check_in_id)
             if check_in is None:
                 return None
-            await self.store.add_note(connection, check_in_id, note[:2000], now)
+            await self.store.add_note(connection, check_in_id, note, now)
             if not parsed.red_flags:
                 return AnswerOutcome(None, True, None, check_in.locale)
             answer = Answer(_new_reply_id(), "web", note, check_in.phone)
@@ -101,9 +124,17 @@ class CheckInAnswers:
         return outcome
 
     async def _apply(self, connection: AsyncConnection, answer: Answer, parsed: ParsedReply,
-                     check_in: CheckIn | None, now: datetime) -> AnswerOutcome:
+                     check_in: CheckIn | None, now: datetime, could_be: tuple[CheckIn, ...] = ()) -> AnswerOutcome:
         visit = await self.store.of_appointment(connection, check_in.appointment_id) if check_in else []
-        decision = decide_answer(answer, parsed, check_in, visit, self.clinic, now)
+        paged_for = frozenset(
+            reason
+            for reasons in (await self.store.paged_since(connection, check_in.id, now - PAGE_AGAIN_AFTER)
+                            if check_in else [])
+            if ALREADY_PAGED not in reasons  # the window runs from the page, not from answers that did not page
+            for reason in paged_reasons(reasons)
+        )
+        decision = decide_answer(answer, parsed, check_in, visit, self.clinic, now, paged_for=paged_for,
+                                 could_be=could_be)
         response = await self._record(connection, decision, now)
         log.info("check_in_answer", reply_id=answer.reply_id, via=answer.via, action=decision.triage.action.value,
                  reasons=list(decision.triage.reasons), check_in_id=decision.reply.check_in_id)
@@ -115,8 +146,9 @@ class CheckInAnswers:
             check_in = change.check_in
             if change.count_unreadable:
                 await self.store.count_unreadable(connection, check_in.id, now)
-            if change.answered_with is not None:
-                await self.store.record_answer(connection, check_in.id, change.answered_with, decision.reply.via, now)
+            if change.answered_with is not None and not await self.store.record_answer(
+                    connection, check_in.id, change.answered_with, decision.reply.via, now):
+                raise _AnsweredMeanwhile(decision.locale)
             if change.end_check_ins_because is not None:
                 await self.store.close_remaining(connection, check_in.appointment_id, CheckInStatus.CLOSED, now)
                 await self.ledger.cancel_pending(connection, check_in.appointment_id, change.end_check_ins_because,
@@ -141,3 +173,21 @@ class CheckInAnswers:
 
 def _new_reply_id() -> str:
     return str(uuid.uuid4())
+
+
+class _AnsweredMeanwhile(Exception):
+    """Another answer recorded the score of this check-in first: this one rolls back."""
+
+    def __init__(self, locale: str) -> None:
+        super().__init__("check-in answered meanwhile")
+        self.locale = locale
+
+
+def _patients_of(open_check_ins: list[CheckIn]) -> dict[str, CheckIn]:
+    """Each patient with an open check-in for the number, and their latest one (newest first)."""
+    patients: dict[str, CheckIn] = {}
+    for check_in in open_check_ins:  # newest first
+        extra = check_in.context.get("extra", {})
+        # Check-ins recorded before patient ids were kept count each appointment as its own patient.
+        patients.setdefault(str(extra.get("patient_id") or check_in.appointment_id), check_in)
+    return patients

@@ -59,8 +59,8 @@ class CompletedVisitHandler:
         plan = plan_aftercare(event, self.clinic, now)
         channels = reachable_channels(event.patient)
         staff_context = appointment_context(
-            event, patient_name=event.patient.name, patient_phone=event.patient.phone,
-            needled_near_chest=event.needled_near_chest,
+            event, patient_id=event.patient.patient_id, patient_name=event.patient.name,
+            patient_phone=event.patient.phone, needled_near_chest=event.needled_near_chest,
         )
         new_check_ins = set(await self.store.add(
             connection, event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),

@@ -36,7 +36,8 @@ class NoReplyWatch:
         async with self.engine.begin() as connection:
             for last in await self.store.past_last_round(connection, now - self.clinic.aftercare.reply_window):
                 visit = await self.store.of_appointment(connection, last.appointment_id)
-                decision = decide_silence(last, visit, self.clinic, now)
+                replies = await self.store.replies_to(connection, [check_in.id for check_in in visit])
+                decision = decide_silence(last, visit, self.clinic, now, replies)
                 await self.store.close_remaining(connection, last.appointment_id, CheckInStatus.NO_REPLY, now)
                 if decision.event is None:
                     continue

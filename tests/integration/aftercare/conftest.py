@@ -1,6 +1,7 @@
 """The aftercare service's real pieces on a fresh database, with a clock the test moves."""
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -77,7 +78,9 @@ class Aftercare:
         """The clock moves on and the dispatcher sends whatever fell due (without the network)."""
         self.clock.set(moment)
         for delivery in await self.ledger.claim_due(moment, limit=100, lease=timedelta(seconds=60)):
-            await self.ledger.mark_sent(delivery.id, f"SM{delivery.id.replace('-', '')}", moment)
+            # The ledger's mark_sent takes the claimed delivery (its claim token), once took its id.
+            claimed = delivery if "delivery" in inspect.signature(self.ledger.mark_sent).parameters else delivery.id
+            await self.ledger.mark_sent(claimed, f"SM{delivery.id.replace('-', '')}", moment)
 
     # --- what a clinician would look at ---
 
@@ -111,9 +114,9 @@ class Aftercare:
         return await self.rows(select(consent_audit).order_by(consent_audit.c.id))
 
 
-def settings_for(database_url: str) -> AftercareSettings:
+def settings_for(database_url: str, **overrides: Any) -> AftercareSettings:
     return AftercareSettings(
-        database_url=database_url,
+        database_url=database_url, **overrides,
         common=CommonSettings(clinic_config_file=CLINIC_FILE),
         delivery=DeliverySettings(patient_web_url="http://testserver",
                                   link_secret=SecretStr("a-secret-only-the-tests-know-and-keep"),
@@ -124,10 +127,10 @@ def settings_for(database_url: str) -> AftercareSettings:
 
 
 @asynccontextmanager
-async def aftercare_on(database_url: str) -> AsyncIterator[Aftercare]:
+async def aftercare_on(database_url: str, **settings: Any) -> AsyncIterator[Aftercare]:
     """The service built from the test's settings on a fresh database; nothing is sent or published."""
     clock = FixedClock(VISIT_ENDS)
-    parts = bootstrap.build(settings_for(database_url), clock=clock, publisher=RecordingPublisher())
+    parts = bootstrap.build(settings_for(database_url, **settings), clock=clock, publisher=RecordingPublisher())
     await create_tables(parts.engine, AFTERCARE_SCHEMA)
     try:
         yield Aftercare(
