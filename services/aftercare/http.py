@@ -4,15 +4,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
+from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request
 from fastapi.responses import HTMLResponse, JSONResponse, PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
+from services.aftercare.domain.reply_limits import MAX_NOTE_CHARS
 from services.aftercare.domain.triage import TriageAction
 from services.aftercare.handlers import AnswerOutcome, CheckInAnswers, ConsentBook
 from services.aftercare.handlers.escalations import EscalationDesk
+from services.aftercare.limits import PublicEdge, PublicLimits
 from services.aftercare.pages import PatientPages, known_locale
 from shared.clinic_config import ClinicConfig
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
@@ -29,8 +32,11 @@ class WebhookSecurity:
 
 
 def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: PatientLinks, clinic: ClinicConfig,
-                   webhook: WebhookSecurity, health: Health, escalations: EscalationDesk) -> FastAPI:
+                   webhook: WebhookSecurity, health: Health, escalations: EscalationDesk,
+                   limits: PublicLimits | None = None) -> FastAPI:
     app = FastAPI(title="clinic-notify aftercare", docs_url=None, redoc_url=None, openapi_url=None)
+    # Sizes, content types and rates are checked before any handler reads a request.
+    app.add_middleware(PublicEdge, limits=limits or PublicLimits())
     validator = RequestValidator(webhook.auth_token)
     pages = PatientPages(clinic.clinic)
 
@@ -56,7 +62,8 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
 
     @app.post("/twilio/inbound")
     async def inbound_sms(request: Request) -> Response:
-        form = {key: str(value) for key, value in (await request.form()).items()}
+        # The body is bounded by PublicEdge; its parameters are what the signature covers.
+        form = form_fields(await request.body())
         url = webhook.public_url or str(request.url)
         if not validator.validate(url, form, request.headers.get("X-Twilio-Signature", "")):
             log.warning("inbound_sms_rejected", reason="invalid_signature")
@@ -107,7 +114,12 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         if claims is None:
             return pages.expired()
         check_in_id = str(claims["check_in"])
-        note = str((await request.form()).get("note", "")).strip()
+        # Browsers send a line break as two characters, where the textarea's maxlength counted one.
+        note = form_fields(await request.body()).get("note", "").replace("\r\n", "\n").strip()
+        if len(note) > MAX_NOTE_CHARS:
+            locale = await answers.locale_of(check_in_id) or "en-CA"
+            return pages.page(locale, "note_too_long_title", "note_too_long_text", status=422,
+                              note_form=note_form(check_in_id, locale))
         outcome = await answers.web_note(check_in_id, note) if note else None
         locale = outcome.locale if outcome else (await answers.locale_of(check_in_id) or "en-CA")
         return pages.page(locale, "note_thanks_title", urgent=escalated(outcome))
@@ -146,6 +158,17 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         return pages.page(known_locale(claims.get("locale")), "unsubscribed_title", "unsubscribed_text")
 
     return app
+
+
+def form_fields(body: bytes) -> dict[str, str]:
+    """A url-encoded form, read from a body already bounded in size; a repeated field keeps its last value.
+
+    A form of more than 100 fields is read as empty: no form we serve has that many.
+    """
+    try:
+        return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=100))
+    except ValueError:
+        return {}
 
 
 def twiml(text: str | None) -> Response:

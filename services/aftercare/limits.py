@@ -1,0 +1,152 @@
+"""What the aftercare service's public HTTP side accepts, checked before a request reaches a handler.
+
+- A body larger than its limit is refused with 413: at once when `Content-Length` says so (nothing is
+  read), otherwise as soon as what arrives goes past the limit (nothing more is read).
+- Multipart bodies are refused with 415 where a form is read (the webhook, the note): nothing we
+  serve takes files. The one-click unsubscribe (RFC 8058 allows multipart) reads no body at all.
+- Each client address has a small token bucket per kind of endpoint; an empty bucket answers 429.
+"""
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+
+@dataclass(frozen=True)
+class EdgeRule:
+    """What one kind of public endpoint accepts."""
+
+    kind: str  # names its rate-limit buckets
+    max_body_bytes: int
+    reads_form: bool  # a form is parsed: only url-encoded bodies
+    per_minute: float
+    burst: int
+
+
+@dataclass(frozen=True)
+class PublicLimits:
+    webhook_body_bytes: int = 16 * 1024
+    page_body_bytes: int = 16 * 1024
+    # Twilio posts every inbound text to the webhook: its bucket is per Twilio address, and generous.
+    webhook_per_minute: float = 600
+    webhook_burst: int = 100
+    page_per_minute: float = 30
+    page_burst: int = 10
+
+
+@dataclass
+class TokenBuckets:
+    """A token bucket per key, refilled continuously; the least recently used keys are forgotten."""
+
+    per_minute: float
+    burst: int
+    clock: Callable[[], float] = time.monotonic
+    max_keys: int = 10_000
+    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
+
+    def take(self, key: str) -> bool:
+        now = self.clock()
+        tokens, at = self._buckets.pop(key, (float(self.burst), now))
+        tokens = min(float(self.burst), tokens + (now - at) * self.per_minute / 60)
+        allowed = tokens >= 1
+        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
+        while len(self._buckets) > self.max_keys:
+            self._buckets.popitem(last=False)
+        return allowed
+
+
+def rule_for(method: str, path: str, limits: PublicLimits) -> EdgeRule | None:
+    """The rule of a public endpoint, or None (health checks and staff pages are not limited here)."""
+    if path == "/twilio/inbound":
+        return EdgeRule("webhook", limits.webhook_body_bytes, True, limits.webhook_per_minute, limits.webhook_burst)
+    if path.startswith(("/check-in/", "/unsubscribe/")):
+        reads_form = method == "POST" and path.endswith("/note")
+        return EdgeRule("page", limits.page_body_bytes, reads_form, limits.page_per_minute, limits.page_burst)
+    return None
+
+
+class PublicEdge:
+    """ASGI middleware applying `rule_for` to every HTTP request."""
+
+    def __init__(self, app: ASGIApp, limits: PublicLimits = PublicLimits(),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.app = app
+        self.limits = limits
+        self.buckets: dict[str, TokenBuckets] = {}
+        self.clock = clock
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        rule = rule_for(scope["method"], scope["path"], self.limits)
+        if rule is None:
+            await self.app(scope, receive, send)
+            return
+        client = scope.get("client")
+        address = client[0] if client else "unknown"
+        if not self._bucket(rule).take(address):
+            await _refuse(send, 429, "too many requests", {"retry-after": str(max(1, round(60 / rule.per_minute)))})
+            return
+        headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
+        content_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if rule.reads_form and content_type.startswith("multipart/"):
+            await _refuse(send, 415, "multipart bodies are not accepted")
+            return
+        declared = headers.get("content-length")
+        if declared is not None and (not declared.isdigit() or int(declared) > rule.max_body_bytes):
+            await _refuse(send, 413, "request body too large")
+            return
+        body = await _read_at_most(receive, rule.max_body_bytes)
+        if body is None:
+            await _refuse(send, 413, "request body too large")
+            return
+        await self.app(scope, _replay(body, receive), send)
+
+    def _bucket(self, rule: EdgeRule) -> TokenBuckets:
+        if rule.kind not in self.buckets:
+            self.buckets[rule.kind] = TokenBuckets(rule.per_minute, rule.burst, self.clock)
+        return self.buckets[rule.kind]
+
+
+async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
+    """The whole body, or None as soon as it goes past `limit` bytes (the rest is not read)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            break
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > limit:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            break
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()  # after the body: the disconnect, when it comes
+
+    return replay
+
+
+async def _refuse(send: Send, status: int, text: str, headers: dict[str, str] | None = None) -> None:
+    body = text.encode()
+    raw = [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode()),
+           *((key.encode(), value.encode()) for key, value in (headers or {}).items())]
+    await send({"type": "http.response.start", "status": status, "headers": raw})
+    await send({"type": "http.response.body", "body": body})
