@@ -20,6 +20,9 @@ from services.notifier.settings import NotifierSettings
 from shared.events.aftercare import (
     CheckInScheduled,
     ConsentChanged,
+    EscalationAcknowledged,
+    EscalationExhausted,
+    EscalationPaged,
     EscalationRaised,
     NoReplyRecorded,
     ReplyRecorded,
@@ -64,6 +67,9 @@ SUMMARIES: dict[str, str] = {
                      "It holds the reply text: health information.",
     "NoReplyRecorded": "Every check-in of a visit went unanswered.",
     "EscalationRaised": "A worrying answer: the on-call clinician has been alerted.",
+    "EscalationPaged": "Nobody acknowledged in time: the next contact of the chain (backup, lead) was paged.",
+    "EscalationAcknowledged": "A clinician acknowledged the escalation (by SMS reply or the email link).",
+    "EscalationExhausted": "Every contact of the chain was paged and nobody acknowledged.",
 }
 
 
@@ -113,9 +119,10 @@ CHANNELS = (
             "For the clinic's own systems: no clinic-notify service reads it. Replies hold health information.",
             (CheckInScheduled, ReplyRecorded, NoReplyRecorded)),
     Channel("aftercareAlerts", AFTERCARE_ALERTS, AFTERCARE_KEY,
-            "Worrying answers that alerted the on-call clinician. For the clinic's own systems: no "
-            "clinic-notify service reads it.",
-            (EscalationRaised,)),
+            "Worrying answers that alerted the on-call clinician, and how each escalation went on: the backup "
+            "and the lead paged when nobody acknowledged, the acknowledgement, a chain that ran out. For the "
+            "clinic's own systems: no clinic-notify service reads it.",
+            (EscalationRaised, EscalationPaged, EscalationAcknowledged, EscalationExhausted)),
 )
 
 OPERATIONS = (
