@@ -12,7 +12,12 @@ import pytest
 
 from sandbox.serving import BackgroundServer
 from sandbox.twilio_sandbox import create_app
-from shared.channels.messages import PermanentDeliveryError, SmsMessage, TransientDeliveryError
+from shared.channels.messages import (
+    ChannelUnavailableError,
+    PermanentDeliveryError,
+    SmsMessage,
+    TransientDeliveryError,
+)
 from shared.channels.sms import TwilioSmsSender
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
@@ -153,12 +158,14 @@ async def test_the_sandbox_itself_rejects_a_number_that_is_not_e164(
     assert failure.value.code == "21211"
 
 
-async def test_a_wrong_auth_token_is_permanent(sandbox: httpx.Client) -> None:
+async def test_a_wrong_auth_token_pauses_the_channel_rather_than_failing_the_message(
+    sandbox: httpx.Client,
+) -> None:
     sms = TwilioSmsSender(
         ACCOUNT_SID, "not-the-token", from_number=CLINIC_NUMBER, api_base_url=str(sandbox.base_url)
     )
     try:
-        with pytest.raises(PermanentDeliveryError) as failure:
+        with pytest.raises(ChannelUnavailableError) as failure:
             await sms.send(REMINDER)
     finally:
         await sms.close()
