@@ -10,7 +10,6 @@ from faststream.kafka import KafkaBroker
 
 from services.aftercare.handlers import NoReplyWatch
 from shared.observability import get_logger
-from shared.outbox.relay import OutboxRelay
 from shared.process import Worker
 
 log = get_logger(__name__)
@@ -43,22 +42,3 @@ def no_reply_worker(watch: NoReplyWatch, interval: timedelta = timedelta(seconds
                 await asyncio.wait_for(stop.wait(), interval.total_seconds())
 
     return Worker("no-reply-watch", run)
-
-
-def outbox_relay_worker(relay: OutboxRelay) -> Worker:
-    """The relay until `stop`; a relay that ends on its own (it raised) has died."""
-
-    async def run(stop: asyncio.Event) -> None:
-        relaying = asyncio.create_task(relay.run(), name="outbox-relay")
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait([relaying, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not relaying.done():
-                relaying.cancel()
-                await asyncio.gather(relaying, return_exceptions=True)
-        if not relaying.cancelled():
-            relaying.result()  # re-raises the relay's failure
-
-    return Worker("outbox-relay", run)

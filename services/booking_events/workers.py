@@ -8,31 +8,12 @@ from datetime import timedelta
 from services.booking_events.store import BookingStore
 from shared.clock import Clock
 from shared.observability import get_logger
-from shared.outbox.relay import OutboxRelay
+from shared.outbox.relay import outbox_relay_worker as outbox_relay_worker  # the shared factory
 from shared.process import Worker
 
 log = get_logger(__name__)
 
 KEY_PURGE_INTERVAL_S = 3600
-
-
-def outbox_relay_worker(relay: OutboxRelay) -> Worker:
-    """The relay until `stop`; a relay that ends on its own (it raised) has died."""
-
-    async def run(stop: asyncio.Event) -> None:
-        relaying = asyncio.create_task(relay.run(), name="outbox-relay")
-        stopping = asyncio.create_task(stop.wait())
-        try:
-            await asyncio.wait([relaying, stopping], return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopping.cancel()
-            if not relaying.done():
-                relaying.cancel()
-                await asyncio.gather(relaying, return_exceptions=True)
-        if not relaying.cancelled():
-            relaying.result()  # re-raises the relay's failure
-
-    return Worker("outbox-relay", run)
 
 
 def idempotency_purge_worker(store: BookingStore, clock: Clock, retention: timedelta) -> Worker:

@@ -2,19 +2,21 @@
 them and published to Kafka afterwards by the relay, so an accepted change never loses its event."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, func, select, update
+from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import UtcDateTime
 
 
 def outbox_table(name: str, metadata: MetaData) -> Table:
-    """The outbox table `name`, in the owning service's schema."""
+    """The outbox table `name`, in the owning service's schema, with `<name>_dead` beside it for the
+    rows that can never be published."""
+    dead_letter_table(name, metadata)
     # Rows are published in id order; one key's rows are written in order by its single writer.
     return Table(
         name,
@@ -27,6 +29,22 @@ def outbox_table(name: str, metadata: MetaData) -> Table:
         Column("created_at", UtcDateTime(), nullable=False),
         Column("published_at", UtcDateTime()),
         Index(f"ix_{name}_unpublished", "published_at", "id"),
+    )
+
+
+def dead_letter_table(outbox_name: str, metadata: MetaData) -> Table:
+    """Rows moved out of the outbox because Kafka can never take them (too large, not serializable)."""
+    return Table(
+        f"{outbox_name}_dead",
+        metadata,
+        Column("id", Integer, primary_key=True, autoincrement=False),  # the row's id in the outbox
+        Column("topic", String(200), nullable=False),
+        Column("key", String(320), nullable=False),
+        Column("value", Text, nullable=False),
+        Column("headers", JSON, nullable=False),
+        Column("created_at", UtcDateTime(), nullable=False),
+        Column("reason", String(500), nullable=False),
+        Column("dead_at", UtcDateTime(), nullable=False),
     )
 
 
@@ -57,6 +75,7 @@ def event_headers(event: BaseModel) -> dict[str, str]:
 class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
+        self.dead = table.metadata.tables[f"{table.name}_dead"]
 
     async def add(self, connection: AsyncConnection, *, topic: str, key: str, event: BaseModel, now: datetime) -> int:
         """Store the event in the caller's transaction; returns its outbox id."""
@@ -80,7 +99,7 @@ class Outbox:
                     .limit(limit)
                 )
             ).all()
-        return [OutboxMessage(r.id, r.topic, r.key, r.value, dict(r.headers), r.created_at) for r in rows]
+        return [OutboxMessage(r.id, r.topic, r.key, r.value, r.headers, r.created_at) for r in rows]
 
     async def mark_published(self, engine: AsyncEngine, ids: Sequence[int], now: datetime) -> None:
         if not ids:
@@ -89,6 +108,21 @@ class Outbox:
             await connection.execute(
                 update(self.table).where(self.table.c.id.in_(list(ids))).values(published_at=now)
             )
+
+    async def move_aside(self, engine: AsyncEngine, reasons: Mapping[int, str], now: datetime) -> None:
+        """Move rows that can never be published to the dead table, with why: the rows behind them go on."""
+        if not reasons:
+            return
+        ids = list(reasons)
+        async with engine.begin() as connection:
+            rows = (await connection.execute(select(self.table).where(self.table.c.id.in_(ids)))).all()
+            if rows:
+                await connection.execute(self.dead.insert(), [
+                    {"id": r.id, "topic": r.topic, "key": r.key, "value": r.value, "headers": r.headers,
+                     "created_at": r.created_at, "reason": reasons[r.id][:500], "dead_at": now}
+                    for r in rows
+                ])
+                await connection.execute(delete(self.table).where(self.table.c.id.in_(ids)))
 
     async def backlog(self, engine: AsyncEngine) -> OutboxBacklog:
         async with engine.connect() as connection:

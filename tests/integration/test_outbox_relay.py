@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaConsumer
+from prometheus_client import REGISTRY
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking_events import bootstrap
@@ -28,7 +30,9 @@ from shared.outbox.kafka_publisher import KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
 from shared.settings import CommonSettings, KafkaSettings
 from shared.topics import APPOINTMENTS
+from tests.conftest import create_postgres_database
 from tests.support.kafka_server import KafkaServer, free_port
+from tests.support.postgres_server import start_postgres
 
 pytestmark = pytest.mark.kafka
 
@@ -151,3 +155,80 @@ async def test_events_stored_while_kafka_is_away_are_published_in_order_once_it_
     for appointment_id in ids:
         cancelled = appointment_id in ids[::3]
         assert sequences[appointment_id] == ([1, 2, 3, 4] if cancelled else [1, 2, 3])
+
+
+async def published_keys(bootstrap_servers: str, prefix: str, expected: int) -> list[str]:
+    return [key.decode() for key, _, _ in await consume(bootstrap_servers, expected, prefix)]
+
+
+async def test_a_relay_started_while_postgres_is_down_waits_for_it_then_publishes(
+    kafka: KafkaServer, tmp_path: Path, unique_id: str
+) -> None:
+    port = free_port()
+    server = start_postgres(tmp_path / "pg", port=port)
+    try:
+        engine = create_engine(await create_postgres_database(server))
+        await create_tables(engine, BOOKING_SCHEMA)
+        await record_a_busy_morning(engine, unique_id)
+        stored = (await BOOKING_OUTBOX.backlog(engine)).unpublished
+        await engine.dispose()
+        await asyncio.to_thread(server.stop)
+
+        relay = OutboxRelay(engine, BOOKING_OUTBOX, KafkaEventPublisher(kafka.bootstrap_servers), service="booking",
+                            poll_interval_s=0.1, first_backoff_s=0.1, max_backoff_s=0.5)
+        stop = asyncio.Event()
+        relaying = asyncio.create_task(relay.run(stop))
+        await asyncio.sleep(3)
+        assert not relaying.done(), "the relay survives a database that is not there yet"
+        await asyncio.to_thread(start_postgres, server.data_dir, port)
+        async with asyncio.timeout(60):
+            while (await BOOKING_OUTBOX.backlog(engine)).unpublished:
+                await asyncio.sleep(0.2)
+        assert len(await published_keys(kafka.bootstrap_servers, f"apt_{unique_id}_", stored)) == stored
+        stop.set()
+        await asyncio.wait_for(relaying, timeout=10)
+        await engine.dispose()
+    finally:
+        server.stop()
+
+
+async def test_an_event_kafka_can_never_take_is_moved_aside_and_the_events_behind_it_go_out(
+    kafka: KafkaServer, engine: AsyncEngine, unique_id: str
+) -> None:
+    def row(key: str, value: str, headers: object) -> dict[str, object]:
+        return {"topic": APPOINTMENTS, "key": key, "value": value, "headers": headers, "created_at": NOW}
+
+    too_large, unserializable = f"apt_{unique_id}_large", f"apt_{unique_id}_headers"
+    async with engine.begin() as connection:
+        await connection.execute(BOOKING_OUTBOX.table.insert(), [
+            row(too_large, "x" * 2_000_000, {}),
+            row(too_large, '{"after": "the large one"}', {"event_type": "AppointmentRescheduled"}),
+            row(unserializable, "{}", ["not", "a", "mapping"]),
+            row(unserializable, '{"after": "the broken one"}', {}),
+        ])
+    dead_before = REGISTRY.get_sample_value("clinic_notify_outbox_dead_total", {"service": "booking"}) or 0
+
+    relay = OutboxRelay(engine, BOOKING_OUTBOX, KafkaEventPublisher(kafka.bootstrap_servers), service="booking",
+                        poll_interval_s=0.1, first_backoff_s=0.1, max_backoff_s=0.5)
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(relay.run(stop))
+    try:
+        async with asyncio.timeout(30):
+            while (await BOOKING_OUTBOX.backlog(engine)).unpublished:
+                await asyncio.sleep(0.1)
+        assert sorted(await published_keys(kafka.bootstrap_servers, f"apt_{unique_id}_", 2)) == [
+            unserializable, too_large]
+        async with asyncio.timeout(5):
+            while REGISTRY.get_sample_value("clinic_notify_outbox_unpublished", {"service": "booking"}) != 0:
+                await asyncio.sleep(0.1)
+    finally:
+        stop.set()
+        await asyncio.wait_for(relaying, timeout=10)
+    async with engine.connect() as connection:
+        dead = (await connection.execute(select(BOOKING_OUTBOX.dead.c.key, BOOKING_OUTBOX.dead.c.reason)
+                                         .order_by(BOOKING_OUTBOX.dead.c.id))).all()
+    assert [key for key, _ in dead] == [too_large, unserializable]
+    assert "too large" in dead[0][1] and "not serializable" in dead[1][1]
+    assert REGISTRY.get_sample_value("clinic_notify_outbox_dead_total", {"service": "booking"}) == dead_before + 2
+    assert REGISTRY.get_sample_value("clinic_notify_outbox_oldest_unpublished_age_seconds",
+                                     {"service": "booking"}) == 0
