@@ -26,6 +26,7 @@ from shared.events.aftercare import (
     EscalationRaised,
     NoReplyRecorded,
     ReplyRecorded,
+    ScreeningSubmitted,
 )
 from shared.events.appointment import (
     APPOINTMENT_EVENT_TYPES,
@@ -66,6 +67,8 @@ SUMMARIES: dict[str, str] = {
     "ReplyRecorded": "A patient's answer to a check-in and how it was read (score, red flags, action). "
                      "It holds the reply text: health information.",
     "NoReplyRecorded": "Every check-in of a visit went unanswered.",
+    "ScreeningSubmitted": "A patient answered the pre-visit questions (a later submission replaces an earlier "
+                          "one); names only the ids of the questions whose answer went to the practitioner.",
     "EscalationRaised": "A worrying answer: the on-call clinician has been alerted.",
     "EscalationPaged": "Nobody acknowledged in time: the next contact of the chain (backup, lead) was paged.",
     "EscalationAcknowledged": "A clinician acknowledged the escalation (by SMS reply or the email link).",
@@ -115,9 +118,10 @@ CHANNELS = (
             "Consent changes the notifier refused or failed on repeatedly, with why in the `dlq-*` headers. "
             "Read with `clinic-notify dead-letters --topic clinic.consent.v1.dlq`.", ()),
     Channel("aftercareRecords", AFTERCARE_RECORDS, AFTERCARE_KEY,
-            "What aftercare planned and heard: check-ins scheduled, replies and how they were read, silences. "
+            "What aftercare planned and heard: check-ins scheduled, replies and how they were read, silences, "
+            "pre-visit screening answers (the flagged question ids only). "
             "For the clinic's own systems: no clinic-notify service reads it. Replies hold health information.",
-            (CheckInScheduled, ReplyRecorded, NoReplyRecorded)),
+            (CheckInScheduled, ReplyRecorded, NoReplyRecorded, ScreeningSubmitted)),
     Channel("aftercareAlerts", AFTERCARE_ALERTS, AFTERCARE_KEY,
             "Worrying answers that alerted the on-call clinician, and how each escalation went on: the backup "
             "and the lead paged when nobody acknowledged, the acknowledgement, a chain that ran out. For the "

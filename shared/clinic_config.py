@@ -6,12 +6,13 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
+from typing import Literal, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, HttpUrl, ValidationError, model_validator
 
 from shared.events.appointment import AppointmentType
-from shared.events.patient import E164Phone, TimeZoneName
+from shared.events.patient import E164Phone, Locale, TimeZoneName
 from shared.scheduling.steps import Offset, QuietHours, Schedule
 
 
@@ -88,6 +89,62 @@ class AftercareConfig(BaseModel):
         return next((role for role, contact in self.escalation_chain() if contact.phone == phone), None)
 
 
+class ScreeningQuestion(BaseModel):
+    """A question asked before a visit, in each of the clinic's languages."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    text: dict[str, str]  # the question, by locale: every language the clinic writes in
+    kind: Literal["yes_no", "text"] = "yes_no"
+    # Whether the answer goes to the practitioner before the visit: a "yes", or any text for a text question.
+    matters: bool = True
+
+    @model_validator(mode="after")
+    def _every_language(self) -> ScreeningQuestion:
+        languages = set(get_args(Locale))
+        missing, unknown = languages - set(self.text), set(self.text) - languages
+        if missing or unknown:
+            raise ValueError(f"text needs exactly the languages {sorted(languages)}; missing {sorted(missing)}, "
+                             f"unknown {sorted(unknown)}")
+        if not all(wording.strip() for wording in self.text.values()):
+            raise ValueError("text: a question cannot be empty")
+        return self
+
+
+class ScreeningConfig(BaseModel):
+    """The questions asked before a visit, which appointment types ask which, and who reads the answers.
+
+    Answers that matter go to the practitioner's address in `practitioners` (keyed by the practitioner's
+    name as the booking system writes it); a practitioner not listed there is reached at the clinic's email.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    questions: dict[str, ScreeningQuestion] = Field(default_factory=dict)
+    ask: dict[AppointmentType | str, list[str]] = Field(default_factory=dict)
+    practitioners: dict[str, EmailStr] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_questions(self) -> ScreeningConfig:
+        for question_id in self.questions:
+            if not question_id.replace("_", "").isalnum() or not question_id.isascii() or len(question_id) > 40:
+                raise ValueError(f"questions: {question_id!r} is not an id (letters, digits, _; at most 40)")
+        for appointment_type, ids in self.ask.items():
+            unknown = sorted(set(ids) - set(self.questions))
+            if unknown:
+                raise ValueError(f"ask.{appointment_type}: unknown question id(s) {unknown}; "
+                                 f"use one of {sorted(self.questions)}")
+            if len(set(ids)) != len(ids):
+                raise ValueError(f"ask.{appointment_type}: a question is listed twice")
+        return self
+
+    def questions_for(self, appointment_type: str) -> tuple[tuple[str, ScreeningQuestion], ...]:
+        """The questions this appointment type asks, in the configured order; none for an unlisted type."""
+        by_name = {str(key): value for key, value in self.ask.items()}
+        ids = by_name.get(appointment_type, by_name.get("default", []))
+        return tuple((question_id, self.questions[question_id]) for question_id in ids)
+
+
 class ClinicConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -97,6 +154,7 @@ class ClinicConfig(BaseModel):
     hold_email_in_quiet_hours: bool = False
     pre_session: dict[AppointmentType | str, Schedule] = Field(default_factory=dict)
     aftercare: AftercareConfig
+    screening: ScreeningConfig = ScreeningConfig()
 
     @model_validator(mode="after")
     def _known_keys(self) -> ClinicConfig:
@@ -110,6 +168,9 @@ class ClinicConfig(BaseModel):
                 raise ValueError(
                     f"{section}: unknown appointment type(s) {sorted(unknown)}; use one of {sorted(allowed)}"
                 )
+        unknown_types = set(map(str, self.screening.ask)) - allowed
+        if unknown_types:
+            raise ValueError(f"screening.ask: unknown appointment type(s) {sorted(unknown_types)}")
         return self
 
     def pre_session_schedule(self, appointment_type: str) -> Schedule | None:
@@ -137,6 +198,10 @@ class ClinicConfig(BaseModel):
 
     def location(self, location_id: str) -> Location | None:
         return self.locations.get(location_id)
+
+    def screening_recipient(self, practitioner: str) -> str:
+        """Where a practitioner's screening answers go: their own address, else the clinic's."""
+        return str(self.screening.practitioners.get(practitioner, self.clinic.email))
 
 
 def _lookup(schedules: dict[AppointmentType | str, Schedule], appointment_type: str) -> Schedule | None:

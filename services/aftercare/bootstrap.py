@@ -18,7 +18,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.aftercare import tables
 from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
 from services.aftercare.handlers.escalations import EscalationDesk
+from services.aftercare.handlers.screening import ScreeningDesk
 from services.aftercare.http import WebhookSecurity, create_web_app
+from services.aftercare.screening_http import add_screening_routes
 from services.aftercare.settings import AftercareSettings
 from services.aftercare.store import CheckInStore, ConsentTrail
 from services.aftercare.workers import consumer_worker, no_reply_worker
@@ -73,6 +75,7 @@ class AftercareParts:
     web_app: FastAPI
     owned_channels: tuple[Closable, ...]  # the channels `build` made, closed when `run` ends
     escalations: EscalationDesk
+    screening: ScreeningDesk
 
 
 def build(settings: AftercareSettings, *, clock: Clock | None = None, email: EmailSender | None = None,
@@ -130,9 +133,12 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
         webhook=WebhookSecurity(delivery.twilio.auth_token.get_secret_value(), settings.public_webhook_url),
         limits=settings.public_limits(),
     )
+    screening = ScreeningDesk(engine=engine, ledger=ledger, outbox=outbox, links=links, clinic=clinic, clock=clock,
+                              on_change=something_to_send)
+    add_screening_routes(web_app, screening=screening, clinic=clinic)
     return AftercareParts(settings, clinic, clock, engine, store, ledger, outbox, links, composer, dispatcher, relay,
                           consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned),
-                          escalations)
+                          escalations, screening)
 
 
 def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVisitHandler) -> KafkaBroker:

@@ -95,6 +95,23 @@ escalation_steps = Table(
     Column("occurred_at", UtcDateTime(), nullable=False),
 )
 
+# The pre-visit answers of an appointment: one row, replaced by a later submission until the visit.
+screenings = Table(
+    "aftercare_screenings",
+    metadata,
+    Column("appointment_id", String(100), primary_key=True),
+    Column("appointment_type", String(40), nullable=False),
+    Column("practitioner", String(200), nullable=False),
+    Column("locale", String(10), nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    Column("answers", JSON, nullable=False),  # question id → "yes", "no" or the patient's text
+    Column("flagged", JSON, nullable=False),  # the ids whose answer went to the practitioner
+    # Replaced by a conditional update on `submissions`: two submissions at once are applied one after the other.
+    Column("submissions", Integer, nullable=False),
+    Column("first_submitted_at", UtcDateTime(), nullable=False),
+    Column("submitted_at", UtcDateTime(), nullable=False),
+)
+
 outbox = outbox_table("aftercare_outbox", metadata)
 
 # Everything the aftercare database holds: its own tables, the delivery ledger and suppressions.

@@ -9,6 +9,7 @@ from shared.clinic_config import ClinicConfig
 from shared.delivery.calendar import appointment_invitation
 from shared.ledger.model import Delivery, is_staff_template
 from shared.links import PatientLinks
+from shared.screening_links import screening_link
 from shared.templates.catalogue import TemplateCatalogue
 from shared.templates.formatting import appointment_type_name
 
@@ -47,6 +48,9 @@ class MessageComposer:
             "unsubscribe": None if staff else self.links.unsubscribe_url(channel, recipient, locale),
             "check_in": self.links.check_in_url(check_in_id) if check_in_id else None,
             "scores": self.links.score_urls(check_in_id) if check_in_id else [],
+            # The pre-visit questions, for the appointment types that ask some (patient emails only).
+            "screening": (None if staff or channel != "email"
+                          else screening_link(self.links, self.clinic, context, locale)),
         }
         return context
 

@@ -105,3 +105,16 @@ class EscalationExhausted(_AftercareEvent):
     appointment_id: str | None
     paged: list[StaffRole]
     raised_at: AwareDatetime
+
+
+class ScreeningSubmitted(_AftercareEvent):
+    """A patient answered the pre-visit questions. Only the ids of the questions whose answer matters
+    (a "yes", or text the practitioner should read) are named; the answers themselves are not."""
+
+    event_type: Literal["ScreeningSubmitted"] = "ScreeningSubmitted"
+    appointment_id: str
+    appointment_type: str
+    appointment_starts_at: AwareDatetime
+    submission: int = Field(ge=1)  # 2 and more: these answers replace the earlier ones
+    flagged: list[str]
+    practitioner_notified: bool

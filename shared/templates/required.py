@@ -19,10 +19,13 @@ _EMAIL_AND_SMS = (
     "staff_alert",
     "staff_review",
     "staff_escalation_page",
+    "staff_screening",
 )
 
 # Sent to the on-call clinician, not to the patient: they may name the patient and the treatment.
-STAFF_TEMPLATES: frozenset[str] = frozenset({"staff_alert", "staff_review", "staff_escalation_page"})
+STAFF_TEMPLATES: frozenset[str] = frozenset(
+    {"staff_alert", "staff_review", "staff_escalation_page", "staff_screening"}
+)
 
 REQUIRED_TEMPLATES: frozenset[tuple[str, str]] = frozenset(
     (template, channel) for template in _EMAIL_AND_SMS for channel in ("email", "sms")

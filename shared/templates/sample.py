@@ -58,6 +58,15 @@ def _extra(template: str, appointment_type: str) -> dict[str, Any]:
             "escalation_raised_at": "2026-06-10T14:05:00+00:00",
             "not_acknowledged_by": ["On-call physiotherapist"],
         }
+    if template == "staff_screening":
+        return {"submission": 2, "replaces_earlier": True, "flagged": [
+            {"id": "blood_thinners", "answer": "yes", "text": {
+                "en-CA": "Do you take blood thinners, or do you have a bleeding disorder?",
+                "fr-CA": "Prenez-vous des anticoagulants, ou avez-vous un trouble de la coagulation?"}},
+            {"id": "anything_else", "answer": "I fainted once at a blood test", "text": {
+                "en-CA": "Anything else your practitioner should know?",
+                "fr-CA": "Autre chose que votre praticien(ne) devrait savoir?"}},
+        ]}
     if template == "staff_review":
         return staff | {
             "reply_text": "not sure, kind of sore",
@@ -109,6 +118,11 @@ def sample_context(
                 ]
                 if template == "soreness_check_in"
                 else []
+            ),
+            "screening": (
+                f"{SAMPLE_BASE_URL}/screening/{token}"
+                if template == "pre_session_guidance" and appointment_type in ("dry_needling", "medical_acupuncture")
+                else None
             ),
         },
         "extra": _extra(template, appointment_type),
