@@ -253,8 +253,8 @@ class EventConsumer:
         swallow it, and the records after this batch would commit past the failure)."""
         try:
             await self._consume(list(records), kafka)
-        except Exception:
-            log.exception("event_batch_failed_will_retry", records=len(records))
+        except Exception as error:
+            log.error("event_batch_failed_will_retry", records=len(records), error=type(error).__name__)
             await self._rewind(kafka, records, done=0)
             await asyncio.sleep(self.retry_pause_seconds)
         finally:
@@ -314,8 +314,9 @@ class EventConsumer:
                                 event_type=event_type, error=type(error).__name__)
                     return "retry"
                 self._count([event], "error")
-                log.exception("event_processing_failed", event_id=str(getattr(event, "event_id", "")),
-                              event_type=event_type, attempt=attempt)
+                # The error's type only: its message may quote the event's values.
+                log.error("event_processing_failed", event_id=str(getattr(event, "event_id", "")),
+                          event_type=event_type, attempt=attempt, error=type(error).__name__)
                 if attempt == self.attempts_before_dead_letter:
                     return Rejected("processing_failed", f"{type(error).__name__} after {attempt} attempts")
                 await asyncio.sleep(self.retry_pause_seconds)
@@ -348,11 +349,7 @@ class EventConsumer:
         return True
 
     async def _commit(self, kafka: AIOKafkaConsumer, records: Sequence[Record]) -> None:
-        offsets = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records}
-        try:
-            await kafka.commit(offsets)
-        except Exception as error:  # the batch is read again, by us or after a rebalance: applying is idempotent
-            log.warning("offset_commit_failed", error=type(error).__name__)
+        await self._commit_offsets(kafka, {TopicPartition(r.topic, r.partition): r.offset + 1 for r in records})
 
     async def _rewind(self, kafka: AIOKafkaConsumer, records: Sequence[Record], done: int) -> None:
         """Commit the first `done` records, and read each partition again from its first record not done."""
@@ -372,7 +369,7 @@ class EventConsumer:
     async def _commit_offsets(self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
             await kafka.commit(offsets)
-        except Exception as error:
+        except Exception as error:  # the records are read again, by us or after a rebalance: applying is idempotent
             log.warning("offset_commit_failed", error=type(error).__name__)
 
     async def _export_lag(self, kafka: AIOKafkaConsumer, records: Sequence[Record]) -> None:
