@@ -45,7 +45,7 @@ async def generate(url: str, rate: float, seconds: float, api_key: str | None, r
                     response = await client.post(url, json={"n": n})
                 else:
                     response = await client.post(url, json=booking_body(run, n), headers={"X-API-Key": api_key})
-                status = response.status_code
+                status: int | str = response.status_code
             except httpx.HTTPError as error:
                 status = type(error).__name__
             results.append([n, wall_start + i / rate, loop.time() - due, status])

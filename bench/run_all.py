@@ -1,0 +1,104 @@
+"""Every benchmark in one command, starting what it needs (Kafka broker, PostgreSQL, SMTP sink and Twilio
+sandbox processes, Redis, the services), writing bench/results/RESULTS.md, results.json and
+latency_vs_load.png.
+
+    .venv/bin/python bench/run_all.py                 # the full form (an hour or more)
+    .venv/bin/python bench/run_all.py --medium        # smaller sizes, labelled so in RESULTS.md
+    .venv/bin/python bench/run_all.py --quick         # a few seconds per benchmark: that it runs (CI)
+    .venv/bin/python bench/run_all.py --scale 10000,100000,1000000 --only scheduler
+
+Benchmarks measure and print; they assert nothing about speed.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from bench import booking_api, channels, end_to_end, peer_celery, scheduler_scale
+from bench.harness import machine, report
+from bench.harness.stack import Stack
+from shared.observability import configure_logging
+
+HERE = Path(__file__).resolve().parent
+SECTIONS = ("channels", "booking_api", "end_to_end", "scheduler", "peer")
+# The medium form: every benchmark at a size this machine finishes in about a quarter of an hour.
+MEDIUM_E2E_LOADS = (10, 25, 50, 100)
+MEDIUM_E2E_SECONDS = 5.0
+MEDIUM_SCALES = [10_000, 100_000]
+MEDIUM_INSTANCES = (1, 2)
+MEDIUM_PEER_COUNT = 3_000
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    form = parser.add_mutually_exclusive_group()
+    form.add_argument("--quick", action="store_true", help="tiny sizes: that every benchmark runs")
+    form.add_argument("--medium", action="store_true", help="reduced sizes, labelled in the results")
+    parser.add_argument("--scale", default=None, help="scheduler ledger sizes, e.g. 10000,100000,1000000")
+    parser.add_argument("--instances", default=None, help="notifier instances to compare, e.g. 1,2,4")
+    parser.add_argument("--only", default=",".join(SECTIONS), help=f"some of {','.join(SECTIONS)}")
+    parser.add_argument("--out", type=Path, default=HERE / "results")
+    parser.add_argument("--keep-workdir", action="store_true", help="keep the logs and data of the run")
+    args = parser.parse_args()
+
+    subprocess.run(["bash", str(HERE / "setup.sh")], check=True)
+    # The dispatcher run inside this process (channels) logs warnings only; the services log as deployed.
+    configure_logging("WARNING", json=True)
+    form_name = "quick" if args.quick else "medium" if args.medium else "full"
+    scales = [int(n) for n in args.scale.split(",")] if args.scale else (MEDIUM_SCALES if args.medium else None)
+    instances = tuple(int(n) for n in args.instances.split(",")) if args.instances else (
+        MEDIUM_INSTANCES if args.medium else (1, 2) if args.quick else (1, 2, 4))
+    instances = instances or (1,)
+    wanted = [name for name in args.only.split(",") if name]
+    benchmarks: dict[str, Callable[[Stack], dict[str, Any]]] = {
+        "channels": lambda stack: asyncio.run(channels.run(stack, args.quick)),
+        "booking_api": lambda stack: booking_api.run(stack, args.quick),
+        "end_to_end": lambda stack: end_to_end.run(
+            stack, args.quick, *((MEDIUM_E2E_SECONDS, MEDIUM_E2E_LOADS) if args.medium else ())),
+        "scheduler": lambda stack: scheduler_scale.run(stack, args.quick, scales, instances),
+        "peer": lambda stack: peer_celery.run(stack, args.quick, MEDIUM_PEER_COUNT if args.medium else None),
+    }
+    results: dict[str, Any] = {
+        "form": form_name, "command": " ".join(["bench/run_all.py", *sys.argv[1:]]),
+        "started": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"), "machine": machine.describe(),
+        "sections": {}, "load_average_by_section": {},
+    }
+    print(f"machine: {json.dumps(results['machine'])}", flush=True)
+    started = time.monotonic()
+    workdir = Path(tempfile.mkdtemp(prefix="clinic-bench-"))
+    stack = Stack(workdir)
+    try:
+        for name in wanted:
+            section_started = time.monotonic()
+            results["load_average_by_section"][name] = machine.load_average()
+            print(f"--- {name} (load average {results['load_average_by_section'][name]})", flush=True)
+            results["sections"][name] = benchmarks[name](stack)
+            print(json.dumps(results["sections"][name], default=str), flush=True)
+            print(f"--- {name}: {time.monotonic() - section_started:.0f} s", flush=True)
+    finally:
+        stack.close()
+        if not args.keep_workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+        else:
+            print(f"logs and data kept in {workdir}")
+    results["duration_s"] = time.monotonic() - started
+    results["load_average_end"] = machine.load_average()
+    report.write(results, args.out)
+    print(f"wrote {args.out / 'RESULTS.md'}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
