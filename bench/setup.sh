@@ -11,5 +11,5 @@ if ((${#missing[@]})); then
     apt-get update -qq >&2
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >&2
 fi
-"$REPO/.venv/bin/python" -c "import celery, redis" 2>/dev/null \
+"$REPO/.venv/bin/python" -c "import celery, redis, matplotlib" 2>/dev/null \
     || "$REPO/.venv/bin/python" -m pip install -q -e "$REPO[bench]" >&2
