@@ -112,6 +112,30 @@ screenings = Table(
     Column("submitted_at", UtcDateTime(), nullable=False),
 )
 
+# Visits still to come, as the appointment events leave them: a text from the patient's phone after a
+# reminder went out, and before the visit starts, answers the reminder. One row per appointment, moved
+# on only by an event with a higher per-appointment `sequence`.
+upcoming_visits = Table(
+    "aftercare_upcoming_visits",
+    metadata,
+    Column("appointment_id", String(100), primary_key=True),
+    Column("sequence", Integer, nullable=False),
+    Column("phone", String(20)),  # None when the patient has no number or no SMS consent
+    Column("locale", String(10), nullable=False),
+    Column("appointment_type", String(40), nullable=False),
+    Column("starts_at", UtcDateTime(), nullable=False),
+    # an UpcomingStatus: booked | cancelled | no_show | completed
+    Column("status", String(20), nullable=False),
+    # When the reminders were planned (the booking's or reschedule's time): the schedule's late rules apply from it.
+    Column("planned_at", UtcDateTime(), nullable=False),
+    Column("context", JSON, nullable=False),  # the appointment's message context, for the answers it gets
+    # The patient's answer to its reminder: confirmed | change_requested, and when.
+    Column("answer", String(20)),
+    Column("answered_at", UtcDateTime()),
+    Column("updated_at", UtcDateTime(), nullable=False),
+    Index("ix_upcoming_visits_phone_starts", "phone", "starts_at"),
+)
+
 outbox = outbox_table("aftercare_outbox", metadata)
 
 # Everything the aftercare database holds: its own tables, the delivery ledger and suppressions.
