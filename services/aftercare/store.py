@@ -36,15 +36,19 @@ class CheckInStore:
 
     async def add(self, connection: AsyncConnection, appointment_id: str, plans: tuple[CheckInPlan, ...],
                   phone: str | None, email: str | None, locale: str, context: dict[str, Any],
-                  now: datetime) -> list[str]:
-        """Store planned check-ins; returns the ids of those not stored before."""
+                  now: datetime, *, patient_id: str | None = None, appointment_type: str | None = None,
+                  visit_at: datetime | None = None) -> list[str]:
+        """Store planned check-ins; returns the ids of those not stored before.
+
+        The patient, appointment type and visit time place the check-ins on the patient's trajectory."""
         if not plans:
             return []
         statement = insert_ignoring_duplicates(self.engine.dialect.name, check_ins).returning(check_ins.c.id)
         result = await connection.execute(statement, [
             {"id": plan.id, "appointment_id": appointment_id, "round": plan.round, "rounds": plan.rounds,
              "phone": phone, "email": email, "locale": locale, "context": context, "due_at": plan.due_at,
-             "status": CheckInStatus.SCHEDULED, "unreadable_replies": 0, "created_at": now, "updated_at": now}
+             "status": CheckInStatus.SCHEDULED, "unreadable_replies": 0, "created_at": now, "updated_at": now,
+             "patient_id": patient_id, "appointment_type": appointment_type, "visit_at": visit_at}
             for plan in plans
         ])
         return [row.id for row in result]

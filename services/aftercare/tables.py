@@ -30,8 +30,14 @@ check_ins = Table(
     Column("unreadable_replies", Integer, nullable=False, default=0),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
+    # Whose plan the check-in belongs to, for the soreness trajectory: the patient's visits of one type over
+    # time. Empty on check-ins recorded before they were kept.
+    Column("patient_id", String(100)),
+    Column("appointment_type", String(40)),
+    Column("visit_at", UtcDateTime()),
     UniqueConstraint("appointment_id", "round", name="uq_check_in_round"),
     Index("ix_check_ins_phone_due", "phone", "due_at"),
+    Index("ix_check_ins_patient_type", "patient_id", "appointment_type"),
 )
 
 replies = Table(

@@ -64,7 +64,8 @@ class CompletedVisitHandler:
         )
         new_check_ins = set(await self.store.add(
             connection, event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),
-            event.patient.locale, staff_context, now,
+            event.patient.locale, staff_context, now, patient_id=event.patient.patient_id,
+            appointment_type=event.appointment.type.value, visit_at=event.appointment.starts_at,
         ))
         await self.ledger.record(connection, plan.intents, now)
         for check_in in plan.check_ins:
