@@ -1,0 +1,59 @@
+"""Chaos runs: a fresh system per scenario on the session's broker, figures written at the end."""
+from __future__ import annotations
+
+import shlex
+import sys
+from collections.abc import Callable, Generator, Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.chaos import report
+from tests.chaos.harness import ChaosSystem, Scale, current_scale, start_system
+
+_figures: list[report.ScenarioFigures] = []
+
+
+@pytest.fixture(scope="session")
+def scale() -> Scale:
+    return current_scale()
+
+
+@pytest.fixture
+def record_figures(scale: Scale) -> Callable[[report.ScenarioFigures], None]:
+    return _figures.append
+
+
+@pytest.fixture
+def chaos_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ChaosSystem]]:
+    """start(bootstrap, **env overrides) -> a running system, stopped after the test (logs shown on failure)."""
+    started: list[ChaosSystem] = []
+
+    def start(bootstrap: str, *, notifiers: int = 1, **overrides: str) -> ChaosSystem:
+        path = tmp_path / f"system-{len(started)}"
+        path.mkdir()
+        system = start_system(bootstrap, path, notifiers=notifiers, **overrides)
+        started.append(system)
+        return system
+
+    yield start
+    report_ = getattr(request.node, "rep_call", None)
+    for system in started:
+        if report_ is not None and report_.failed:
+            print(system.log_tails())
+        system.stop()
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    outcome = yield
+    setattr(item, f"rep_{outcome.when}", outcome)
+    return outcome
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    scale = current_scale().name
+    command = " ".join([f"CHAOS_SCALE={scale}", "bash deploy/test.sh", *(shlex.quote(arg) for arg in sys.argv[1:])])
+    report.write(scale, _figures, command)
