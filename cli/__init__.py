@@ -13,6 +13,7 @@ from cli import (
     deliveries,
     escalations,
     preview,
+    trajectory,
 )
 
 app = typer.Typer(
@@ -28,5 +29,6 @@ for module in (preview, deliveries, check_ins, dead_letter_commands, consumer_la
                api_documents):
     module.register(app)
 escalations.register(app)
+trajectory.register(app)
 
 __all__ = ["app"]

@@ -15,8 +15,11 @@ from services.aftercare.domain.reply_limits import MAX_NOTE_CHARS
 from services.aftercare.domain.triage import TriageAction
 from services.aftercare.handlers import AnswerOutcome, CheckInAnswers, ConsentBook
 from services.aftercare.handlers.escalations import EscalationDesk
+from services.aftercare.handlers.trajectory import chart_png, trajectory_claims
 from services.aftercare.limits import PublicEdge, PublicLimits
 from services.aftercare.pages import PatientPages, known_locale
+from services.aftercare.pages.trajectory import trajectory_page
+from services.aftercare.views import patient_trajectory
 from shared.clinic_config import ClinicConfig
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
 from shared.observability import get_logger
@@ -137,6 +140,18 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
     async def acknowledge_escalation(token: str) -> HTMLResponse:
         said = await escalations.acknowledge_link(token)
         return pages.expired() if said is None else pages.page("en-CA", "expired_title", title=said)
+
+    @app.get("/staff/trajectory/{token}")
+    async def staff_trajectory(token: str) -> HTMLResponse:
+        """A patient's soreness over a plan, for the clinician who followed the link in a staff email."""
+        claims = trajectory_claims(links, token)
+        if claims is None:
+            return pages.expired()
+        async with answers.engine.connect() as connection:
+            trajectory = await patient_trajectory(connection, claims["patient"], claims["type"])
+        locale = known_locale(claims.get("locale"))
+        return trajectory_page(trajectory, chart_png(trajectory, clinic, locale), locale=locale,
+                               time_zone=clinic.clinic.time_zone, clinic_name=clinic.clinic.name)
 
     @app.get("/unsubscribe/{token}")
     async def unsubscribe_page(token: str) -> HTMLResponse:

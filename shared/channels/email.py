@@ -145,7 +145,13 @@ def build_mime_message(
         mime[name] = value
     mime.set_content(message.text)
     mime.add_alternative(message.html, subtype="html")
-    for attachment in message.attachments:
+    html = next(part for part in mime.iter_parts() if part.get_content_subtype() == "html")
+    for image in (attachment for attachment in message.attachments if attachment.content_id is not None):
+        # multipart/related around the HTML: the picture is part of the page, not a file to open.
+        maintype, subtype, params = _parse_mime_type(image.mime_type)
+        html.add_related(image.content, maintype=maintype, subtype=subtype, cid=f"<{image.content_id}>",
+                         filename=image.filename, params=params, disposition="inline")
+    for attachment in (attachment for attachment in message.attachments if attachment.content_id is None):
         maintype, subtype, params = _parse_mime_type(attachment.mime_type)
         mime.add_attachment(
             attachment.content,

@@ -11,6 +11,7 @@ class Attachment:
     filename: str
     content: bytes
     mime_type: str  # e.g. "text/calendar; method=REQUEST"
+    content_id: str | None = None  # set: shown inside the HTML, which refers to it as "cid:<content_id>"
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,7 @@
 """Turns a recorded delivery into the email or SMS a channel sends."""
 from __future__ import annotations
 
+import base64
 from datetime import datetime
 from typing import Any
 
@@ -78,6 +79,7 @@ class MessageComposer:
                     stamp=now,
                 ),
             )
+        attachments += inline_images(context, rendered.html)
         return EmailMessage(
             to=delivery.recipient,
             subject=rendered.subject,
@@ -99,3 +101,15 @@ class MessageComposer:
     def sms_text(self, template: str, locale: str, stored: dict[str, Any], recipient: str) -> str:
         context = self.render_context(stored, "sms", recipient, locale, is_staff_template(template))
         return self.catalogue.render_sms(template, locale, context)
+
+
+def inline_images(context: dict[str, Any], html: str) -> tuple[Attachment, ...]:
+    """Pictures the stored context carries for the HTML to show by "cid:" reference (base64 content).
+
+    Only those the rendered HTML refers to are attached: a template that shows none sends none."""
+    return tuple(
+        Attachment(image["filename"], base64.b64decode(image["base64"]), image["mime_type"],
+                   content_id=image["content_id"])
+        for image in context.get("extra", {}).get("inline_images", [])
+        if f"cid:{image['content_id']}" in html
+    )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -27,6 +27,7 @@ from services.aftercare.domain.reply_parser import ParsedReply, ReplyIntent, par
 from services.aftercare.domain.triage import TriageDecision
 from services.aftercare.handlers.consent import ConsentBook
 from services.aftercare.handlers.escalations import EscalationDesk
+from services.aftercare.handlers.trajectory import with_trajectory
 from services.aftercare.store import CheckInStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
@@ -159,6 +160,8 @@ class CheckInAnswers:
             await self.ledger.cancel_pending_to(connection, "sms", decision.cancel_texts_to, "opted_out", now)
         if decision.staff_messages:
             # An escalation's alert carries its reference and acknowledgement link.
+            decision = replace(decision, staff_messages=await with_trajectory(
+                connection, decision.staff_messages, links=self.composer.links, clinic=self.clinic))
             await self.ledger.record(connection, await self.escalations.opened(connection, decision, now), now)
         response = None
         if (to_patient := decision.response) is not None:
