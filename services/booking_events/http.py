@@ -16,14 +16,17 @@ from sqlalchemy import text
 from services.booking_events.domain.commands import (
     AppointmentCommand,
     BookAppointment,
+    BookSeries,
     CancelAppointment,
     CompleteAppointment,
     RecordNoShow,
     RescheduleAppointment,
+    SeriesSessionSlot,
 )
 from services.booking_events.domain.idempotency import IdempotencyKey, request_fingerprint
 from services.booking_events.domain.refusals import InvalidField, UnknownAppointment
-from services.booking_events.handlers import handle_command
+from services.booking_events.domain.series import repeated_starts
+from services.booking_events.handlers import Outcome, handle_command, handle_series
 from services.booking_events.http_errors import Unauthorized, install_error_handlers
 from services.booking_events.http_gate import RequestGate, TokenBuckets, known_client
 from services.booking_events.http_models import (
@@ -36,11 +39,14 @@ from services.booking_events.http_models import (
     ErrorBody,
     HealthBody,
     RescheduleRequest,
+    SeriesAccepted,
+    SeriesRequest,
 )
 from services.booking_events.metrics import BookingMetrics
 from services.booking_events.settings import BookingSettings
 from services.booking_events.store import BookingStore
 from shared.clock import Clock
+from shared.events.appointment import AppointmentDetails
 from shared.observability import get_logger
 from shared.process import Health
 
@@ -68,6 +74,9 @@ class BookingApi:
         self, command: AppointmentCommand, kind: str, status: int, key: IdempotencyKey | None
     ) -> JSONResponse:
         outcome = await handle_command(self.store, command, self.clock.now(), status, key)
+        return self.respond(outcome, kind)
+
+    def respond(self, outcome: Outcome, kind: str) -> JSONResponse:
         if outcome.replayed:
             self.metrics.replayed.labels(kind=kind).inc()
             return JSONResponse(
@@ -75,7 +84,10 @@ class BookingApi:
             )
         self.metrics.accepted.labels(kind=kind).inc()
         self.on_recorded()
-        log.info("appointment_changed", kind=kind, **outcome.body)
+        if kind == "book_series":
+            log.info("series_booked", series_id=outcome.body["series_id"], sessions=len(outcome.body["sessions"]))
+        else:
+            log.info("appointment_changed", kind=kind, **outcome.body)
         return JSONResponse(outcome.body, outcome.status_code)
 
 
@@ -151,6 +163,23 @@ async def book(body: BookRequest, api: Api, key: Key) -> JSONResponse:
     appointment_id = body.appointment_id or f"apt_{uuid.uuid4().hex}"
     command = BookAppointment(appointment_id, body.patient, body.appointment)
     return await api.apply(command, "book", 201, key)
+
+
+@router.post("/series", name="book_series", status_code=201, response_model=SeriesAccepted, responses=BOOK)
+async def book_series(body: SeriesRequest, api: Api, key: Key) -> JSONResponse:
+    """Book a treatment plan: every session and its event in one transaction, or nothing."""
+    api.check_location(body.appointment.location_id, "appointment.location_id")
+    series_id = body.series_id or f"ser_{uuid.uuid4().hex}"
+    if body.repeat is not None:
+        repeat = body.repeat
+        starts = repeated_starts(repeat.first_starts_at, repeat.count, repeat.every_days, body.patient.zone)
+    else:
+        starts = list(body.starts_at or ())
+    template = AppointmentDetails(starts_at=starts[0], **body.appointment.model_dump())
+    sessions = tuple(SeriesSessionSlot(f"{series_id}.{n}", start) for n, start in enumerate(starts, start=1))
+    outcome = await handle_series(api.store, BookSeries(series_id, body.patient, sessions, template),
+                                  api.clock.now(), 201, key)
+    return api.respond(outcome, "book_series")
 
 
 @router.post(
@@ -258,7 +287,7 @@ def _openapi_with_locations(app: FastAPI, locations: frozenset[str]) -> dict[str
         schema = get_openapi(title=app.title, version=app.version, routes=app.routes)
         components = schema.get("components", {}).get("schemas", {})
         for name, component in components.items():
-            if name.startswith(("AppointmentDetails", "RescheduleRequest")):
+            if name.startswith(("AppointmentDetails", "RescheduleRequest", "SessionTemplate")):
                 field = component["properties"]["location_id"]
                 for variant in field.get("anyOf", [field]):
                     if variant.get("type") == "string":

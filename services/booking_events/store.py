@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.booking_events.domain.appointment import Appointment, AppointmentStatus
 from services.booking_events.domain.idempotency import IdempotencyKey, StoredResponse
-from services.booking_events.tables import appointments, idempotency_keys
+from services.booking_events.domain.series import SessionRow
+from services.booking_events.tables import appointments, idempotency_keys, series_sessions
 from services.booking_events.tables import outbox as outbox_table
 from shared.database import insert_ignoring_duplicates
 from shared.events import AppointmentEvent, PatientContact
@@ -126,6 +127,44 @@ class BookingStore:
         )
         if result.rowcount != 1:
             raise ConcurrentChange(appointment.appointment_id)
+
+    # --- treatment plans ------------------------------------------------------------------
+
+    async def series_exists(self, connection: AsyncConnection, series_id: str) -> bool:
+        statement = select(series_sessions.c.appointment_id).where(series_sessions.c.series_id == series_id)
+        return (await connection.execute(statement.limit(1))).first() is not None
+
+    async def save_series(self, connection: AsyncConnection, rows: list[SessionRow]) -> None:
+        try:
+            await connection.execute(
+                series_sessions.insert(),
+                [
+                    {"appointment_id": row.appointment_id, "series_id": row.series_id,
+                     "session_number": row.session_number, "session_count": row.session_count}
+                    for row in rows
+                ],
+            )
+        except IntegrityError:  # booked by a concurrent request with the same ids
+            raise ConcurrentChange(rows[0].series_id) from None
+
+    async def find_series_rows(self, connection: AsyncConnection, appointment_id: str) -> list[SessionRow]:
+        """Every session of the plan `appointment_id` belongs to, as stored now; empty outside a plan."""
+        own = (
+            select(series_sessions.c.series_id)
+            .where(series_sessions.c.appointment_id == appointment_id)
+            .scalar_subquery()
+        )
+        rows = await connection.execute(
+            select(series_sessions, appointments.c.starts_at, appointments.c.status)
+            .join(appointments, appointments.c.appointment_id == series_sessions.c.appointment_id)
+            .where(series_sessions.c.series_id == own)
+            .order_by(series_sessions.c.session_number)
+        )
+        return [
+            SessionRow(row.appointment_id, row.series_id, row.session_number, row.session_count,
+                       row.starts_at, AppointmentStatus(row.status))
+            for row in rows
+        ]
 
     # --- the outbox -----------------------------------------------------------------------
 

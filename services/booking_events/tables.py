@@ -22,6 +22,16 @@ appointments = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
+# The sessions of each treatment plan booked at once (POST /v1/series): one row per appointment.
+series_sessions = Table(
+    "booking_series_sessions",
+    metadata,
+    Column("appointment_id", String(100), primary_key=True),
+    Column("series_id", String(80), nullable=False, index=True),
+    Column("session_number", Integer, nullable=False),
+    Column("session_count", Integer, nullable=False),
+)
+
 outbox = outbox_table("booking_outbox", metadata)
 
 idempotency_keys = Table(

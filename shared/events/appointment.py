@@ -11,12 +11,14 @@ from enum import StrEnum
 from typing import Annotated, Any, Final, Literal
 from uuid import UUID, uuid4
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
 from shared.events.patient import ID_PATTERN, PatientContact
 from shared.events.text import DisplayName
 
 SCHEMA_VERSION: Final = 1
+# A treatment plan holds at most a year of weekly sessions.
+MAX_SERIES_SESSIONS: Final = 52
 
 
 class AppointmentType(StrEnum):
@@ -44,6 +46,38 @@ class AppointmentDetails(BaseModel):
         return self.starts_at + timedelta(minutes=self.duration_minutes)
 
 
+class SeriesSession(BaseModel):
+    """One session of a treatment plan, as it stands at the change the event tells."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    appointment_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
+    session_number: int = Field(ge=1, le=MAX_SERIES_SESSIONS, description="Its place in the plan, from 1")
+    starts_at: AwareDatetime
+    cancelled: bool = Field(default=False, description="Cancelled sessions stay listed so the numbering holds")
+
+
+class AppointmentSeries(BaseModel):
+    """The treatment plan an appointment belongs to, with every session of it: no lookup needed."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    # Shorter than an appointment id: consumers key plan-wide records by it with a prefix.
+    series_id: str = Field(min_length=1, max_length=80, pattern=ID_PATTERN)
+    session_number: int = Field(ge=1, le=MAX_SERIES_SESSIONS, description="This appointment's place in the plan")
+    session_count: int = Field(ge=1, le=MAX_SERIES_SESSIONS, description="Sessions the plan was booked with")
+    sessions: tuple[SeriesSession, ...] = Field(min_length=1, max_length=MAX_SERIES_SESSIONS)
+
+    @model_validator(mode="after")
+    def _sessions_fit_the_plan(self) -> AppointmentSeries:
+        numbers = [session.session_number for session in self.sessions]
+        if len(set(numbers)) != len(numbers):
+            raise ValueError("each session_number appears once in sessions")
+        if max([*numbers, self.session_number]) > self.session_count:
+            raise ValueError("a session_number is greater than session_count")
+        return self
+
+
 class EventEnvelope(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -56,6 +90,12 @@ class EventEnvelope(BaseModel):
     location_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
     patient: PatientContact
     appointment: AppointmentDetails
+    # Optional within v1: absent (not null) on the wire for an appointment outside a plan.
+    series: AppointmentSeries | None = Field(
+        default=None,
+        exclude_if=lambda series: series is None,
+        description="The treatment plan this appointment is a session of, with all its sessions as of this change",
+    )
 
 
 class AppointmentBooked(EventEnvelope):

@@ -46,3 +46,19 @@ class RecordNoShow:
 AppointmentCommand = (
     BookAppointment | RescheduleAppointment | CancelAppointment | CompleteAppointment | RecordNoShow
 )
+
+
+@dataclass(frozen=True)
+class SeriesSessionSlot:
+    appointment_id: str
+    starts_at: datetime
+
+
+@dataclass(frozen=True)
+class BookSeries:
+    """A treatment plan booked at once: one appointment per start, all with the same details."""
+
+    series_id: str
+    patient: PatientContact
+    sessions: tuple[SeriesSessionSlot, ...]
+    template: AppointmentDetails  # its starts_at is the first session's
