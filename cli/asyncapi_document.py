@@ -34,6 +34,7 @@ from shared.events.appointment import (
     AppointmentDetails,
     AppointmentType,
 )
+from shared.events.deliveries import DeliveryStatusChanged
 from shared.events.patient import ChannelConsent, PatientContact
 from shared.settings import KafkaSettings
 from shared.topics import (
@@ -44,6 +45,7 @@ from shared.topics import (
     APPOINTMENTS_DEAD_LETTER,
     CONSENT,
     CONSENT_DEAD_LETTER,
+    DELIVERIES,
 )
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -73,6 +75,8 @@ SUMMARIES: dict[str, str] = {
     "EscalationPaged": "Nobody acknowledged in time: the next contact of the chain (backup, lead) was paged.",
     "EscalationAcknowledged": "A clinician acknowledged the escalation (by SMS reply or the email link).",
     "EscalationExhausted": "Every contact of the chain was paged and nobody acknowledged.",
+    "DeliveryStatusChanged": "A message moved on: handed to the provider, refused or skipped by the dispatcher, "
+                             "or sent, delivered or not delivered as the provider reports. No address, no body.",
 }
 
 
@@ -99,6 +103,8 @@ class Operation:
 APPOINTMENT_KEY = "The appointment id (`appointment_id`), UTF-8: one appointment's events share a partition, in order."
 AFTERCARE_KEY = ("The appointment id, UTF-8; `unmatched` for a reply that matched no check-in. "
                  "One visit's records stay in order.")
+DELIVERIES_KEY = ("The `appointment_id` of the message, UTF-8 (aftercare's staff pages: `escalation:<id>`): one "
+                  "appointment's statuses share a partition, in the order they were recorded.")
 DEAD_LETTER_KEY = "The key of the record that could not be processed, unchanged."
 
 CHANNELS = (
@@ -127,6 +133,14 @@ CHANNELS = (
             "and the lead paged when nobody acknowledged, the acknowledgement, a chain that ran out. For the "
             "clinic's own systems: no clinic-notify service reads it.",
             (EscalationRaised, EscalationPaged, EscalationAcknowledged, EscalationExhausted)),
+    Channel("deliveries", DELIVERIES, DELIVERIES_KEY,
+            "What became of each message the notifier and aftercare send: the dispatcher's outcome (`sent`: "
+            "the provider accepted it; `failed`; `skipped` and why) and the provider's reports (Twilio's status "
+            "callbacks: `sent`, `delivered`, `undelivered`/`failed` with the error code). A message that cannot "
+            "reach the patient on its channel names the channel it goes by instead (`fallback_channel`); the "
+            "fallback's own events carry `fallback_of`. Cancellations are not published. For the clinic's own "
+            "systems: no clinic-notify service reads it. No addresses, no message bodies.",
+            (DeliveryStatusChanged,)),
 )
 
 OPERATIONS = (
@@ -160,6 +174,10 @@ OPERATIONS = (
               "Through aftercare's outbox, in the transaction that made the change."),
     Operation("aftercarePublishesAlerts", "send", "aftercareAlerts", "aftercare",
               "Through aftercare's outbox, in the transaction that recorded the worrying answer."),
+    Operation("notifierPublishesDeliveryStatuses", "send", "deliveries", "notifier",
+              "Through the notifier's outbox, in the transaction that records the outcome in its ledger."),
+    Operation("aftercarePublishesDeliveryStatuses", "send", "deliveries", "aftercare",
+              "Through aftercare's outbox, in the transaction that records the outcome in its ledger."),
 )
 
 

@@ -1,4 +1,5 @@
-"""`clinic-notify scheduled` and `status`: what the delivery ledger holds, without recipients."""
+"""`clinic-notify scheduled`, `status` and `deliveries`: what the delivery ledgers hold, without
+recipients or message bodies."""
 from __future__ import annotations
 
 from typing import Annotated, TypeVar
@@ -11,7 +12,7 @@ from cli.options import DEFAULT_CONFIG, ClinicConfigFile, DatabaseUrl
 from cli.output import local_time, stdout
 from cli.reading import clinic_time_zone, read_database
 from shared.ledger.model import Delivery
-from shared.ledger.reports import LedgerStatus, ledger_status, scheduled
+from shared.ledger.reports import LedgerStatus, MessageHistory, appointment_history, ledger_status, scheduled
 from shared.observability import redact_text
 
 T = TypeVar("T")
@@ -23,6 +24,7 @@ LEDGER = "the delivery ledger"
 def register(app: typer.Typer) -> None:
     app.command("scheduled")(show_scheduled)
     app.command("status")(show_status)
+    app.command("deliveries")(show_deliveries)
 
 
 def show_scheduled(
@@ -47,6 +49,52 @@ def show_status(
     time_zone = clinic_time_zone(clinic_config)
     status = read_database(database_url, lambda engine: ledger_status(engine, failed_limit), LEDGER)
     _print_status(status, time_zone)
+
+
+def show_deliveries(
+    appointment_id: Annotated[str, typer.Argument(help="The appointment id.")],
+    database_url: DatabaseUrl,
+    aftercare_database_url: Annotated[str | None, typer.Option(
+        "--aftercare-database-url", envvar="AFTERCARE_DATABASE_URL", show_envvar=True,
+        help="SQLAlchemy URL of aftercare's ledger (check-ins); left out: the notifier's only.")] = None,
+    clinic_config: ClinicConfigFile = DEFAULT_CONFIG,
+) -> None:
+    """Every message of one appointment, from the notifier's and aftercare's ledgers: when it was
+    intended, claimed and handed to the provider, what the provider said (delivered, undelivered and
+    its code), why it was skipped or cancelled, and the fallbacks. No addresses, no message bodies."""
+    time_zone = clinic_time_zone(clinic_config)
+    ledgers = {"notifier": database_url} | ({"aftercare": aftercare_database_url} if aftercare_database_url else {})
+    console = stdout()
+    found = 0
+    for service, url in ledgers.items():
+        rows = read_database(url, lambda engine: appointment_history(engine, appointment_id), f"the {service} ledger")
+        found += len(rows)
+        if rows:
+            console.print(_history_table(service, rows, time_zone))
+    if not found:
+        console.print(Text(f"No message recorded for appointment {appointment_id}."))
+
+
+def _history_table(service: str, rows: list[MessageHistory], time_zone: str) -> Table:
+    table = Table("step", "channel", "template", "version", "intended", "claimed", "sent", "status", "attempts",
+                  "provider", "provider at", "code", "why", "fallback",
+                  title=f"Messages sent by {service} (times in {time_zone})")
+    steps = {row.id: row.step for row in rows}
+    replaced_by = {row.fallback_of: row for row in rows if row.fallback_of}
+    for row in rows:
+        fallback = "—"
+        if row.id in replaced_by:
+            fallback = f"→ {replaced_by[row.id].channel}"
+        elif row.fallback_of:
+            fallback = f"instead of {steps.get(row.fallback_of, row.fallback_of)}"
+        table.add_row(
+            Text(row.step), row.channel, Text(row.template), str(row.appointment_version),
+            local_time(row.created_at, time_zone), local_time(row.attempt_started_at, time_zone),
+            local_time(row.sent_at, time_zone), row.status, str(row.attempts), row.provider_status or "—",
+            local_time(row.provider_status_at, time_zone), Text(row.provider_error_code or row.error_code or "—"),
+            Text(redact_text(row.reason or "—")), Text(fallback),
+        )
+    return table
 
 
 def _scheduled_table(rows: list[Delivery], time_zone: str) -> Table:

@@ -10,6 +10,7 @@ CONSENT = "clinic.consent.v1"
 CONSENT_DEAD_LETTER = "clinic.consent.v1.dlq"
 AFTERCARE_RECORDS = "clinic.aftercare.records.v1"
 AFTERCARE_ALERTS = "clinic.aftercare.alerts.v1"
+DELIVERIES = "clinic.deliveries.v1"
 
 
 @dataclass(frozen=True)
@@ -26,4 +27,5 @@ ALL_TOPICS = (
     TopicSpec(CONSENT_DEAD_LETTER, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
     TopicSpec(AFTERCARE_RECORDS, partitions=3),
     TopicSpec(AFTERCARE_ALERTS, partitions=1),
+    TopicSpec(DELIVERIES, partitions=3),
 )

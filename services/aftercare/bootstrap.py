@@ -19,7 +19,7 @@ from services.aftercare import tables
 from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
 from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.handlers.screening import ScreeningDesk
-from services.aftercare.http import WebhookSecurity, create_web_app
+from services.aftercare.http import create_web_app
 from services.aftercare.screening_http import add_screening_routes
 from services.aftercare.settings import AftercareSettings
 from services.aftercare.store import CheckInStore, ConsentTrail
@@ -31,6 +31,8 @@ from shared.consumer import EventConsumer, KafkaDeadLetters
 from shared.database import create_engine, create_tables
 from shared.delivery.compose import MessageComposer
 from shared.delivery.dispatcher import Dispatcher
+from shared.delivery.outcomes import DeliveryOutcomes
+from shared.delivery.status_reports import ProviderStatusReports
 from shared.delivery.wiring import build_channels, checked_catalogue, dispatch_options, patient_links
 from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.kafka_security import broker_security
@@ -43,6 +45,7 @@ from shared.outbox.relay import OutboxRelay, outbox_relay_worker
 from shared.outbox.store import Outbox
 from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
 from shared.topics import APPOINTMENTS
+from shared.twilio_webhooks import WebhookSecurity, add_status_callback_route
 
 SERVICE = "aftercare"
 
@@ -87,7 +90,7 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     engine = create_engine(settings.database_url)
     owned: list[Closable] = []
     if email is None or sms is None:
-        smtp, twilio = build_channels(delivery)
+        smtp, twilio = build_channels(delivery, settings.public_status_callback_url)
         if email is None:
             email = smtp
             owned.append(smtp)
@@ -99,11 +102,12 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     ledger = DeliveryLedger(engine)
     suppressions = SuppressionList(engine)
     composer = MessageComposer(checked_catalogue(clinic), clinic, links)
+    outbox = Outbox(tables.outbox)
+    outcomes = DeliveryOutcomes(service=SERVICE, ledger=ledger, outbox=outbox)
     dispatcher = Dispatcher(
         service=SERVICE, ledger=ledger, composer=composer, email=email, sms=sms, suppressions=suppressions,
-        clock=clock, **dispatch_options(delivery),
+        clock=clock, outcomes=outcomes, **dispatch_options(delivery),
     )
-    outbox = Outbox(tables.outbox)
     relay = OutboxRelay(
         engine, outbox,
         publisher or KafkaEventPublisher(common.kafka, client_id="aftercare-outbox"),
@@ -136,6 +140,10 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     screening = ScreeningDesk(engine=engine, ledger=ledger, outbox=outbox, links=links, clinic=clinic, clock=clock,
                               on_change=something_to_send)
     add_screening_routes(web_app, screening=screening, clinic=clinic)
+    add_status_callback_route(web_app, ProviderStatusReports(
+        engine=engine, ledger=ledger, suppressions=suppressions, outcomes=outcomes, clock=clock,
+        on_change=something_to_send,
+    ), WebhookSecurity(delivery.twilio.auth_token.get_secret_value(), settings.public_status_callback_url))
     return AftercareParts(settings, clinic, clock, engine, store, ledger, outbox, links, composer, dispatcher, relay,
                           consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned),
                           escalations, screening)

@@ -1,10 +1,8 @@
 """The aftercare service's HTTP side: Twilio's inbound-SMS webhook and the patient's web pages."""
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from urllib.parse import parse_qsl
 from xml.sax.saxutils import escape
 
 from fastapi import FastAPI, Request
@@ -24,14 +22,9 @@ from shared.clinic_config import ClinicConfig
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
 from shared.observability import get_logger
 from shared.process import Health
+from shared.twilio_webhooks import WebhookSecurity, form_fields
 
 log = get_logger(__name__)
-
-
-@dataclass(frozen=True)
-class WebhookSecurity:
-    auth_token: str
-    public_url: str | None = None  # the URL Twilio calls, when a proxy rewrites the one we see
 
 
 def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: PatientLinks, clinic: ClinicConfig,
@@ -173,17 +166,6 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         return pages.page(known_locale(claims.get("locale")), "unsubscribed_title", "unsubscribed_text")
 
     return app
-
-
-def form_fields(body: bytes) -> dict[str, str]:
-    """A url-encoded form, read from a body already bounded in size; a repeated field keeps its last value.
-
-    A form of more than 100 fields is read as empty: no form we serve has that many.
-    """
-    try:
-        return dict(parse_qsl(body.decode("utf-8", errors="replace"), keep_blank_values=True, max_num_fields=100))
-    except ValueError:
-        return {}
 
 
 def twiml(text: str | None) -> Response:

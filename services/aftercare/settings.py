@@ -20,6 +20,9 @@ class AftercareSettings(BaseSettings):
     # The exact URL Twilio posts inbound texts to, when a proxy changes the one this service sees;
     # Twilio signs that URL, so validation needs it.
     public_webhook_url: str | None = None
+    # The public URL of POST /twilio/status, given to Twilio with each SMS (and the URL its
+    # signature covers); unset: no status callbacks are asked for.
+    public_status_callback_url: str | None = None
     # Public endpoints, per client address: requests a minute and the burst allowed (then 429), and
     # the largest body read (then 413).
     webhook_requests_per_minute: float = 600

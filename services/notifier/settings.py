@@ -14,5 +14,11 @@ class NotifierSettings(BaseSettings):
     group_id: str = "notifier"
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = 9101
+    # /healthz and Twilio's status callbacks (POST /twilio/status).
+    http_host: str = "127.0.0.1"
+    http_port: int = 8020
+    # The public URL of POST /twilio/status, given to Twilio with each SMS (and the URL its
+    # signature covers); unset: no status callbacks are asked for.
+    public_status_callback_url: str | None = None
     common: CommonSettings = Field(default_factory=CommonSettings)
-    delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # type: ignore[arg-type]  # link_secret: read from the environment, not passed
+    delivery: DeliverySettings = Field(default_factory=DeliverySettings)  # link_secret: read from the environment

@@ -5,6 +5,7 @@ from sqlalchemy import JSON, Column, Integer, MetaData, String, Table
 
 from shared.database import UtcDateTime, schema
 from shared.ledger import tables as ledger_tables
+from shared.outbox.store import outbox_table
 
 metadata = MetaData()
 
@@ -18,6 +19,9 @@ appointments = Table(
     Column("updated_at", UtcDateTime(), nullable=False),
 )
 
-# Everything the notifier database holds: its own table, the delivery ledger and suppressions.
+# The delivery status events (clinic.deliveries.v1), stored with the ledger change that caused them.
+outbox = outbox_table("notifier_outbox", metadata)
+
+# Everything the notifier database holds: its own tables, the delivery ledger and suppressions.
 SCHEMA = schema(metadata, ledger_tables.deliveries, ledger_tables.sms_suppressions,
                 ledger_tables.email_suppressions)

@@ -19,11 +19,12 @@ from shared.channels.messages import (
     TransientDeliveryError,
 )
 
-# Twilio error codes worth retrying with backoff; every other 4xx is final.
+# Twilio error codes of the create call worth retrying with backoff; every other 4xx is final.
+# Delivery errors (30003 unreachable, 30005 unknown number, 30006 landline, 30007 filtered) never
+# answer a create: they come later by status callback (shared/delivery/status_reports.py).
 TRANSIENT_TWILIO_CODES: frozenset[int] = frozenset(
     {
         20429,  # too many requests: never processed, always safe to retry
-        30003,  # handset unreachable: try again later
     }
 )
 
@@ -85,7 +86,9 @@ class TwilioSmsSender:
         api_base_url: str | None = None,
         timeout: float = 10.0,
         messages_per_second: float = 10.0,
+        status_callback: str | None = None,
     ) -> None:
+        """`status_callback`: the public URL Twilio posts each message's statuses to (none: not asked)."""
         if not (from_number or messaging_service_sid):
             raise ValueError("need from_number or messaging_service_sid")
         self._account_sid = account_sid
@@ -94,6 +97,7 @@ class TwilioSmsSender:
         self._messaging_service_sid = messaging_service_sid
         self._api_base_url = api_base_url
         self._timeout = timeout
+        self._status_callback = status_callback
         self.send_rate = SendRate(messages_per_second)
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
@@ -157,12 +161,14 @@ class TwilioSmsSender:
             params["from_"] = self._from_number
         if self._messaging_service_sid:
             params["messaging_service_sid"] = self._messaging_service_sid
+        if self._status_callback:
+            params["status_callback"] = self._status_callback
         return params
 
 
 def classify_twilio_error(http_status: int, twilio_code: int | None) -> DeliveryError:
-    """Refused credentials or a closed account stop the whole channel; rate limits, server errors
-    and unreachable handsets are transient; the rest is final."""
+    """Refused credentials or a closed account stop the whole channel; rate limits and server
+    errors are transient; the rest is final."""
     code = str(twilio_code) if twilio_code is not None else None
     reason = f"Twilio HTTP {http_status}, error {code}"
     if twilio_code in ACCOUNT_WIDE_TWILIO_CODES or http_status == 401:

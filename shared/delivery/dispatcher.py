@@ -12,6 +12,9 @@ message is useful.
   attempt; the channel is probed with capped backoff and resumes after a successful send.
 - A failing round (database unavailable) is logged and retried with capped backoff: the loop
   only ends when told to stop.
+- Each outcome is recorded with what goes with it, in one transaction (`DeliveryOutcomes`): its
+  event, and the fallback on the other channel when the message cannot reach the patient on its
+  own (an email refused with a 5xx; an SMS to a landline, skipped without being tried).
 """
 from __future__ import annotations
 
@@ -32,6 +35,7 @@ from shared.channels.messages import (
 )
 from shared.clock import Clock
 from shared.delivery.compose import MessageComposer
+from shared.delivery.fallback import LANDLINE, is_landline
 from shared.delivery.metrics import (
     CHANNEL_PAUSED,
     LEDGER_DUE,
@@ -39,6 +43,7 @@ from shared.delivery.metrics import (
     STAFF_UNDELIVERED,
     UNKNOWN_OUTCOME_RESENDS,
 )
+from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.retry import RetryPolicy
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import Delivery, DeliveryStatus, is_staff_template
@@ -77,9 +82,11 @@ class Dispatcher:
         lease: timedelta = timedelta(seconds=60),
         idle_poll: timedelta = timedelta(seconds=1),
         max_round_backoff: timedelta = timedelta(seconds=30),
+        outcomes: DeliveryOutcomes | None = None,
     ) -> None:
         """`channel_limits`: sends in flight per channel (default `concurrency` each). The lease
-        must outlast one provider call (the channels time out after 10 s)."""
+        must outlast one provider call (the channels time out after 10 s). `outcomes`: what is
+        recorded with each outcome (default: fallbacks, no events)."""
         self.service = service
         self.ledger = ledger
         self.composer = composer
@@ -93,6 +100,7 @@ class Dispatcher:
         self.lease = lease
         self.idle_poll = idle_poll
         self.max_round_backoff = max_round_backoff
+        self.outcomes = outcomes or DeliveryOutcomes(service=service, ledger=ledger)
         self._in_flight = dict.fromkeys(CHANNELS, 0)
         self._tasks: set[asyncio.Task[None]] = set()
         self._pauses: dict[str, _Pause] = {}
@@ -222,6 +230,9 @@ class Dispatcher:
         if not staff and await self.suppressions.is_suppressed(delivery.channel, delivery.recipient):
             await self._skip(delivery, "opted_out")
             return
+        if delivery.channel == "sms" and not staff and is_landline(delivery.recipient):
+            await self._skip(delivery, LANDLINE)
+            return
         if not await self.ledger.begin_attempt(delivery, self.clock.now(), self.lease):
             log.info("message_no_longer_wanted", delivery_id=delivery.id, step=delivery.step)
             return
@@ -262,7 +273,8 @@ class Dispatcher:
     async def _record_sent(self, delivery: Delivery, provider_id: str) -> None:
         sent_at = self.clock.now()
         self._resume(delivery.channel)
-        if not await self.ledger.mark_sent(delivery, provider_id, sent_at):
+        also = self.outcomes.also(delivery, source="dispatcher", status="sent", now=sent_at)
+        if not await self.ledger.mark_sent(delivery, provider_id, sent_at, also):
             log.warning("claim_lost_before_recording", delivery_id=delivery.id, outcome="sent")
             return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "sent").inc()
@@ -273,14 +285,18 @@ class Dispatcher:
                  template=delivery.template, step=delivery.step, attempt=delivery.attempts)
 
     async def _skip(self, delivery: Delivery, reason: str) -> None:
-        if not await self.ledger.mark_skipped(delivery, reason, self.clock.now()):
+        now = self.clock.now()
+        also = self.outcomes.also(delivery, source="dispatcher", status="skipped", reason=reason, now=now)
+        if not await self.ledger.mark_skipped(delivery, reason, now, also):
             return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "skipped").inc()
         log.info("message_skipped", delivery_id=delivery.id, reason=reason, step=delivery.step)
         self._alert_if_staff(delivery, reason)
 
     async def _fail(self, delivery: Delivery, error: DeliveryError) -> None:
-        if not await self.ledger.mark_failed(delivery, error.reason, error.code, self.clock.now()):
+        now = self.clock.now()
+        also = self.outcomes.also(delivery, source="dispatcher", status="failed", error_code=error.code, now=now)
+        if not await self.ledger.mark_failed(delivery, error.reason, error.code, now, also):
             return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "failed").inc()
         log.warning("message_failed", delivery_id=delivery.id, channel=delivery.channel,

@@ -5,6 +5,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from shared.delivery.fallback import fallback_address
 from shared.events.appointment import EventEnvelope
 from shared.ledger.model import DeliveryIntent
 from shared.scheduling.plan import PlannedMessage
@@ -17,7 +18,8 @@ def intents_for(
     context: dict[str, Any],
     expires_at: datetime | None = None,
 ) -> tuple[DeliveryIntent, ...]:
-    """One intent per planned message, to the patient's address on its channel, in their language."""
+    """One intent per planned message, to the patient's address on its channel, in their language,
+    with their address on the other channel if they agreed to it (for a fallback)."""
     return tuple(
         DeliveryIntent(
             appointment_id=event.appointment_id,
@@ -30,6 +32,7 @@ def intents_for(
             due_at=message.due_at,
             context=context,
             expires_at=expires_at,
+            fallback_recipient=fallback_address(addresses, message.channel),
         )
         for message in planned
     )

@@ -14,6 +14,7 @@ from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
 from shared.delivery.compose import MessageComposer
 from shared.delivery.dispatcher import Dispatcher
+from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.retry import RetryPolicy
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList
@@ -27,7 +28,10 @@ def patient_links(settings: DeliverySettings) -> PatientLinks:
     return PatientLinks(settings.patient_web_url, settings.link_secret.get_secret_value())
 
 
-def build_channels(settings: DeliverySettings) -> tuple[SmtpEmailSender, TwilioSmsSender]:
+def build_channels(
+    settings: DeliverySettings, status_callback_url: str | None = None
+) -> tuple[SmtpEmailSender, TwilioSmsSender]:
+    """`status_callback_url`: where Twilio posts each SMS's statuses (the service's public URL)."""
     smtp, twilio = settings.smtp, settings.twilio
     email = SmtpEmailSender(
         host=smtp.host,
@@ -46,6 +50,7 @@ def build_channels(settings: DeliverySettings) -> tuple[SmtpEmailSender, TwilioS
         messaging_service_sid=twilio.messaging_service_sid,
         api_base_url=twilio.api_base_url,
         messages_per_second=twilio.messages_per_second,
+        status_callback=status_callback_url,
     )
     return email, sms
 
@@ -82,14 +87,17 @@ def build_dispatcher(
     clock: Clock,
     email: EmailSender,
     sms: SmsSender,
+    outcomes: DeliveryOutcomes | None = None,
 ) -> Dispatcher:
+    ledger = outcomes.ledger if outcomes is not None else DeliveryLedger(engine)
     return Dispatcher(
         service=service,
-        ledger=DeliveryLedger(engine),
+        ledger=ledger,
         composer=MessageComposer(checked_catalogue(clinic), clinic, patient_links(settings)),
         email=email,
         sms=sms,
         suppressions=SuppressionList(engine),
         clock=clock,
+        outcomes=outcomes,
         **dispatch_options(settings),
     )

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
@@ -18,10 +18,14 @@ from shared.ledger.model import (
     DeliveryIntent,
     DeliveryStatus,
 )
+from shared.ledger.provider_status import KNOWN_PROVIDER_STATUSES, statuses_it_moves
 from shared.ledger.tables import deliveries
 
 _NOT_SENT_YET = deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value])
 _STILL_CLAIMED = deliveries.c.status == DeliveryStatus.SENDING.value
+
+# Run in the transaction that records an outcome: what must be recorded with it (its event, a fallback).
+AlsoRecord = Callable[[AsyncConnection], Awaitable[None]]
 
 
 def _row_to_delivery(row: Row[Any]) -> Delivery:
@@ -45,6 +49,11 @@ def _row_to_delivery(row: Row[Any]) -> Delivery:
         error_code=row.error_code,
         provider_id=row.provider_id,
         claim_token=row.claim_token,
+        provider_status=row.provider_status,
+        provider_error_code=row.provider_error_code,
+        provider_status_at=row.provider_status_at,
+        fallback_recipient=row.fallback_recipient,
+        fallback_of=row.fallback_of,
     )
 
 
@@ -72,6 +81,7 @@ class DeliveryLedger:
                 "scheduled_for": intent.due_at,
                 "due_at": intent.due_at,
                 "expires_at": intent.expires_at,
+                "fallback_recipient": intent.fallback_recipient,
                 "status": DeliveryStatus.PENDING.value,
                 "attempts": 0,
                 "created_at": now,
@@ -212,19 +222,25 @@ class DeliveryLedger:
         candidates = [moment for moment in (pending, leased) if moment is not None]
         return min(candidates) if candidates else None
 
-    async def mark_sent(self, delivery: Delivery, provider_id: str, now: datetime) -> bool:
+    async def mark_sent(
+        self, delivery: Delivery, provider_id: str, now: datetime, also: AlsoRecord | None = None
+    ) -> bool:
         """Record that the message went out; also when it was cancelled while in flight (the truth)."""
         sent = deliveries.c.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.CANCELLED.value])
         return await self._update_claimed(
-            delivery, sent, status=DeliveryStatus.SENT.value, provider_id=provider_id, sent_at=now,
+            delivery, sent, also, status=DeliveryStatus.SENT.value, provider_id=provider_id, sent_at=now,
             lease_until=None, updated_at=now,
         )
 
-    async def mark_failed(self, delivery: Delivery, reason: str, code: str | None, now: datetime) -> bool:
-        return await self._finish(delivery, now, status=DeliveryStatus.FAILED, reason=reason, error_code=code)
+    async def mark_failed(
+        self, delivery: Delivery, reason: str, code: str | None, now: datetime, also: AlsoRecord | None = None
+    ) -> bool:
+        return await self._finish(delivery, now, also, status=DeliveryStatus.FAILED, reason=reason, error_code=code)
 
-    async def mark_skipped(self, delivery: Delivery, reason: str, now: datetime) -> bool:
-        return await self._finish(delivery, now, status=DeliveryStatus.SKIPPED, reason=reason)
+    async def mark_skipped(
+        self, delivery: Delivery, reason: str, now: datetime, also: AlsoRecord | None = None
+    ) -> bool:
+        return await self._finish(delivery, now, also, status=DeliveryStatus.SKIPPED, reason=reason)
 
     async def retry_later(
         self,
@@ -241,16 +257,21 @@ class DeliveryLedger:
         values: dict[str, object] = {"due_at": due_at, "reason": reason, "error_code": code}
         if not charge_attempt:
             values["attempts"] = deliveries.c.attempts - 1
-        return await self._finish(delivery, now, status=DeliveryStatus.PENDING, **values)
+        return await self._finish(delivery, now, None, status=DeliveryStatus.PENDING, **values)
 
-    async def _finish(self, delivery: Delivery, now: datetime, *, status: DeliveryStatus, **values: object) -> bool:
+    async def _finish(
+        self, delivery: Delivery, now: datetime, also: AlsoRecord | None, *, status: DeliveryStatus, **values: object
+    ) -> bool:
         return await self._update_claimed(
-            delivery, _STILL_CLAIMED, status=status.value, lease_until=None, updated_at=now, **values
+            delivery, _STILL_CLAIMED, also, status=status.value, lease_until=None, updated_at=now, **values
         )
 
-    async def _update_claimed(self, delivery: Delivery, condition: ColumnElement[bool], **values: object) -> bool:
+    async def _update_claimed(
+        self, delivery: Delivery, condition: ColumnElement[bool], also: AlsoRecord | None = None, **values: object
+    ) -> bool:
         """Change the row only under the claim this dispatcher holds: a dispatcher whose lease ran
-        out and whose message was claimed again, or cancelled, changes nothing."""
+        out and whose message was claimed again, or cancelled, changes nothing. `also` runs in the
+        same transaction, only when the row changed."""
         if delivery.claim_token is None:
             raise ValueError("only a claimed delivery can be updated")
         async with self.engine.begin() as connection:
@@ -265,7 +286,63 @@ class DeliveryLedger:
                 )
                 .values(**values)
             )
+            if result.rowcount == 1 and also is not None:
+                await also(connection)
         return result.rowcount == 1
+
+    # --- what the provider reports, and fallbacks (inside the caller's transaction) ---
+
+    async def record_provider_status(
+        self, connection: AsyncConnection, provider_id: str, status: str, error_code: str | None, now: datetime
+    ) -> bool:
+        """Record the provider's status of the message it knows as `provider_id`, if it is further
+        than the one recorded (shared/ledger/provider_status.py); False when it changed nothing."""
+        if status not in KNOWN_PROVIDER_STATUSES:
+            return False
+        recorded = deliveries.c.provider_status
+        moves = sorted(statuses_it_moves(status))
+        result = await connection.execute(
+            update(deliveries)
+            .where(deliveries.c.provider_id == provider_id,
+                   or_(recorded.is_(None), recorded.in_(moves)) if moves else recorded.is_(None))
+            .values(provider_status=status, provider_error_code=error_code, provider_status_at=now, updated_at=now)
+        )
+        return result.rowcount > 0
+
+    async def by_provider_id(self, connection: AsyncConnection, provider_id: str) -> Delivery | None:
+        row = (await connection.execute(
+            select(deliveries).where(deliveries.c.provider_id == provider_id).limit(1)
+        )).first()
+        return _row_to_delivery(row) if row is not None else None
+
+    async def record_fallback(
+        self, connection: AsyncConnection, original: Delivery, channel: str, step: str, now: datetime
+    ) -> Delivery | None:
+        """Record `original` again on `channel`, to its `fallback_recipient`, due now, as `step`, once;
+        not when the appointment already has this message (same template and version) on `channel`."""
+        if original.fallback_recipient is None:
+            return None
+        copy = await connection.scalar(
+            select(deliveries.c.id).where(
+                deliveries.c.appointment_id == original.appointment_id,
+                deliveries.c.appointment_version == original.appointment_version,
+                deliveries.c.template == original.template,
+                deliveries.c.channel == channel,
+            ).limit(1)
+        )
+        if copy is not None:
+            return None
+        row = {
+            "id": str(uuid.uuid4()), "appointment_id": original.appointment_id, "step": step, "channel": channel,
+            "appointment_version": original.appointment_version, "template": original.template,
+            "recipient": original.fallback_recipient, "locale": original.locale, "context": original.context,
+            "scheduled_for": now, "due_at": now, "expires_at": original.expires_at,
+            "status": DeliveryStatus.PENDING.value, "attempts": 0, "fallback_of": original.id,
+            "created_at": now, "updated_at": now,
+        }
+        statement = insert_ignoring_duplicates(self.engine.dialect.name, deliveries).values(row)
+        inserted = (await connection.execute(statement.returning(*deliveries.c))).first()
+        return _row_to_delivery(inserted) if inserted is not None else None
 
     async def due_backlog(self, now: datetime) -> tuple[int, datetime | None]:
         """How many pending messages are due now, and the due time of the oldest of them."""

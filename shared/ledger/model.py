@@ -41,6 +41,9 @@ class DeliveryIntent:
     due_at: datetime
     context: dict[str, Any] = field(default_factory=dict)
     expires_at: datetime | None = None
+    # The patient's address on the other channel, if they agreed to it: used only when this
+    # message cannot reach them on its own (shared/delivery/fallback.py).
+    fallback_recipient: str | None = None
 
 
 @dataclass(frozen=True)
@@ -67,3 +70,9 @@ class Delivery:
     # Set when this claim took over an attempt whose dispatcher stopped before recording its
     # outcome (lease expired): the message may already have gone out, from that moment on.
     unknown_outcome_since: datetime | None = None
+    # What the provider reported after taking the message (status callbacks): `status` stays SENT.
+    provider_status: str | None = None
+    provider_error_code: str | None = None
+    provider_status_at: datetime | None = None
+    fallback_recipient: str | None = None
+    fallback_of: str | None = None  # set on a fallback row: the message it replaces

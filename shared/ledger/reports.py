@@ -24,6 +24,30 @@ class FailedDelivery:
 
 
 @dataclass(frozen=True)
+class MessageHistory:
+    """One message of an appointment and what became of it; no recipient, no body."""
+
+    id: str
+    step: str
+    channel: str
+    template: str
+    appointment_version: int
+    status: str
+    attempts: int
+    created_at: datetime  # intended
+    attempt_started_at: datetime | None  # last claimed
+    due_at: datetime
+    sent_at: datetime | None  # handed to the provider
+    provider_status: str | None
+    provider_error_code: str | None
+    provider_status_at: datetime | None
+    error_code: str | None
+    reason: str | None
+    fallback_of: str | None
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
 class LedgerStatus:
     counts: dict[str, int]
     oldest_pending_due: datetime | None
@@ -56,3 +80,15 @@ async def ledger_status(engine: AsyncEngine, failed_limit: int) -> LedgerStatus:
         )
         failed = [FailedDelivery(**row._asdict()) for row in rows]
     return LedgerStatus(counts=counts, oldest_pending_due=oldest, failed=failed)
+
+
+async def appointment_history(engine: AsyncEngine, appointment_id: str) -> list[MessageHistory]:
+    """Every message of the appointment, in the order they were intended."""
+    columns = [deliveries.c[name] for name in MessageHistory.__dataclass_fields__]
+    async with engine.connect() as connection:
+        rows = await connection.execute(
+            select(*columns)
+            .where(deliveries.c.appointment_id == appointment_id)
+            .order_by(deliveries.c.created_at, deliveries.c.due_at, deliveries.c.step)
+        )
+        return [MessageHistory(**row._asdict()) for row in rows]

@@ -45,11 +45,22 @@ deliveries = Table(
     Column("error_code", String(20)),
     Column("provider_id", String(200)),
     Column("sent_at", UtcDateTime()),
+    # What the provider said became of it after it took the message (Twilio's status callbacks):
+    # the furthest status reached, its error code, and when we heard it. `status` stays ours.
+    Column("provider_status", String(20)),
+    Column("provider_error_code", String(20)),
+    Column("provider_status_at", UtcDateTime()),
+    # The patient's address on the other channel, when they agreed to it: where a message that
+    # cannot reach them on its own channel goes instead (see shared/delivery/fallback.py).
+    Column("fallback_recipient", String(320)),
+    # On a fallback row: the id of the message it replaces.
+    Column("fallback_of", String(36)),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("appointment_id", "step", "channel", "appointment_version", name="uq_delivery_intent"),
     Index("ix_deliveries_status_due", "status", "due_at"),
     Index("ix_deliveries_appointment", "appointment_id"),
+    Index("ix_deliveries_provider_id", "provider_id"),
 )
 
 sms_suppressions = Table(

@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from services.notifier.domain.state import AppointmentState
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
+from shared.delivery.fallback import fallback_address
 from shared.delivery.intents import intents_for
 from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import (
@@ -110,7 +111,8 @@ def _notices(
     expires_at = event.appointment.starts_at
     intents: list[DeliveryIntent] = []
     skipped: list[SkippedStep] = []
-    for channel, address in reachable_channels(event.patient).items():
+    channels = reachable_channels(event.patient)
+    for channel, address in channels.items():
         due_at = _notice_due_at(template, channel, event, clinic, now)
         if due_at is None:
             skipped.append(SkippedStep(step=template, channel=channel, reason="appointment_started"))
@@ -127,6 +129,7 @@ def _notices(
                 due_at=due_at,
                 context=appointment_context(event),
                 expires_at=expires_at,
+                fallback_recipient=fallback_address(channels, channel),
             )
         )
     return tuple(intents), tuple(skipped)

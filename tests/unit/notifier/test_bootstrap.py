@@ -70,7 +70,7 @@ async def parts_and_outbox(tmp_path: Path):  # type: ignore[no-untyped-def]
 
 async def test_building_the_notifier_starts_nothing(parts_and_outbox) -> None:  # type: ignore[no-untyped-def]
     parts, _ = parts_and_outbox
-    assert [worker.name for worker in parts.workers] == ["consumer", "dispatcher"]
+    assert [worker.name for worker in parts.workers] == ["consumer", "dispatcher", "outbox-relay", "web"]
     assert not parts.broker.running and parts.health.ok
     assert parts.own_channels == ()  # the channels were given: closing them is the caller's business
 
