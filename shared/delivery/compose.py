@@ -7,7 +7,8 @@ from typing import Any
 
 from shared.channels.messages import Attachment, EmailMessage, SmsMessage
 from shared.clinic_config import ClinicConfig
-from shared.delivery.calendar import appointment_invitation
+from shared.delivery.calendar import CalendarEntry, appointment_invitation, invitation
+from shared.delivery.series import SERIES_CONFIRMATION
 from shared.ledger.model import Delivery, is_staff_template
 from shared.links import PatientLinks
 from shared.screening_links import screening_link
@@ -62,7 +63,9 @@ class MessageComposer:
         )
         rendered = self.catalogue.render_email(delivery.template, delivery.locale, context)
         attachments: tuple[Attachment, ...] = ()
-        if delivery.template in CALENDAR_TEMPLATES:
+        if delivery.template == SERIES_CONFIRMATION:
+            attachments = (self.plan_invitation(context, delivery.locale, now),)
+        elif delivery.template in CALENDAR_TEMPLATES:
             appointment = context["appointment"]
             attachments = (
                 appointment_invitation(
@@ -92,6 +95,28 @@ class MessageComposer:
                 "List-Unsubscribe": f"<{context['links']['unsubscribe']}>",
                 "List-Unsubscribe-Post": "List-Unsubscribe=One-Click",
             },
+        )
+
+    def plan_invitation(self, context: dict[str, Any], locale: str, now: datetime) -> Attachment:
+        """One calendar file with a VEVENT per session of the plan, each under its appointment's UID."""
+        appointment = context["appointment"]
+        return invitation(
+            [
+                CalendarEntry(
+                    session["appointment_id"],
+                    session["sequence"],
+                    datetime.fromisoformat(session["starts_at"]),
+                    datetime.fromisoformat(session["ends_at"]),
+                )
+                for session in context["series"]["sessions"]
+            ],
+            summary=f"{appointment_type_name(appointment['type'], locale).capitalize()} – {self.clinic.clinic.name}",
+            location=f"{context['location']['name']}, {context['location']['address']}",
+            organizer_name=self.clinic.clinic.name,
+            organizer_email=str(self.clinic.clinic.email),
+            cancelled=False,
+            stamp=now,
+            filename="appointments.ics",
         )
 
     def sms(self, delivery: Delivery) -> SmsMessage:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 _EMAIL_AND_SMS = (
     "confirmation",
+    "series_confirmation",
     "reschedule_notice",
     "cancellation_notice",
     "pre_session_guidance",

@@ -126,4 +126,15 @@ def sample_context(
             ),
         },
         "extra": _extra(template, appointment_type),
-    }
+    } | ({"series": _series(start, duration)} if template == "series_confirmation" else {})
+
+
+def _series(start: datetime, duration: int) -> dict[str, Any]:
+    """Six weekly sessions from `start`, the plan a series_confirmation lists."""
+    sessions = [
+        {"appointment_id": f"plan-sample.{n + 1}", "session_number": n + 1, "sequence": 1,
+         "starts_at": (start + timedelta(weeks=n)).isoformat(),
+         "ends_at": (start + timedelta(weeks=n, minutes=duration)).isoformat()}
+        for n in range(6)
+    ]
+    return {"series_id": "plan-sample", "session_count": 6, "sessions": sessions}

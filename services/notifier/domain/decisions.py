@@ -11,6 +11,10 @@
   that start (a long lag, a replay) sends none. SMS notices wait out quiet hours like reminders;
   email ones only when the clinic holds email too. A notice that quiet hours would hold until
   after its expiry goes at once: a patient must hear of a change before the visit.
+- A session of a treatment plan (an event with `series`) is not confirmed on its own: its booking
+  asks for one confirmation of the whole plan, recorded under the plan's id (`series:<id>`,
+  version 1), so whichever session's booking arrives first records it and the others find it
+  there (the ledger's unique key). Each session keeps its own guidance, reminders and notices.
 - An event whose sequence is not newer than the last applied one changes nothing, and nothing
   reopens an appointment that was cancelled, missed or completed.
 """
@@ -26,6 +30,7 @@ from shared.delivery.context import appointment_context
 from shared.delivery.fallback import fallback_address
 from shared.delivery.intents import intents_for
 from shared.delivery.recipients import reachable_channels
+from shared.delivery.series import SERIES_CONFIRMATION, series_confirmation_context, series_ledger_id
 from shared.events.appointment import (
     AppointmentBooked,
     AppointmentCancelled,
@@ -108,6 +113,8 @@ def _notices(
     template = NOTICE_FOR.get(event.event_type)
     if template is None:
         return (), ()
+    if isinstance(event, AppointmentBooked) and event.series is not None:
+        return _series_confirmation(event, clinic, now)
     expires_at = event.appointment.starts_at
     intents: list[DeliveryIntent] = []
     skipped: list[SkippedStep] = []
@@ -135,15 +142,57 @@ def _notices(
     return tuple(intents), tuple(skipped)
 
 
+def _series_confirmation(
+    event: AppointmentBooked, clinic: ClinicConfig, now: datetime
+) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
+    """One confirmation of the whole plan, the same whichever of its sessions' bookings asks for it;
+    useful until the plan's last session starts."""
+    assert event.series is not None
+    standing = [session.starts_at for session in event.series.sessions if not session.cancelled]
+    if not standing:
+        return (), ()
+    expires_at = max(standing)
+    context = series_confirmation_context(event)
+    intents: list[DeliveryIntent] = []
+    skipped: list[SkippedStep] = []
+    channels = reachable_channels(event.patient)
+    for channel, address in channels.items():
+        due_at = _notice_due_at(SERIES_CONFIRMATION, channel, event, clinic, now, deadline=expires_at)
+        if due_at is None:
+            skipped.append(SkippedStep(step=SERIES_CONFIRMATION, channel=channel, reason="appointment_started"))
+            continue
+        intents.append(
+            DeliveryIntent(
+                appointment_id=series_ledger_id(event.series.series_id),
+                step=SERIES_CONFIRMATION,
+                channel=channel,
+                appointment_version=1,
+                template=SERIES_CONFIRMATION,
+                recipient=address,
+                locale=event.patient.locale,
+                due_at=due_at,
+                context=context,
+                expires_at=expires_at,
+                fallback_recipient=fallback_address(channels, channel),
+            )
+        )
+    return tuple(intents), tuple(skipped)
+
+
 def _notice_due_at(
-    template: str, channel: str, event: AppointmentEvent, clinic: ClinicConfig, now: datetime
+    template: str,
+    channel: str,
+    event: AppointmentEvent,
+    clinic: ClinicConfig,
+    now: datetime,
+    deadline: datetime | None = None,
 ) -> datetime | None:
     """Now, or the end of quiet hours when the notice is held; None once the appointment started."""
     held = channel == "sms" or clinic.hold_email_in_quiet_hours
     step = ScheduleStep(name=template, template=template, channel=channel,
                         offset=timedelta(0), send_if_late=True, hold_in_quiet_hours=held)
     plan = plan_schedule(Schedule(steps=[step]), anchor=now, time_zone=event.patient.zone,
-                         quiet_hours=clinic.quiet_hours, now=now, deadline=event.appointment.starts_at)
+                         quiet_hours=clinic.quiet_hours, now=now, deadline=deadline or event.appointment.starts_at)
     if plan.planned:
         return plan.planned[0].due_at
     if plan.skipped[0].reason == "quiet_hours_until_after_start":
