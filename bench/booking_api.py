@@ -40,8 +40,11 @@ def start_booking(stack: Stack, database_url: str, name: str) -> tuple[str, Any]
     return url, service
 
 
-def run(stack: Stack, quick: bool) -> dict[str, Any]:
-    rate, seconds = (100.0, 3.0) if quick else (500.0, 20.0)
+SIZES = {"quick": (50.0, 2.0), "medium": (200.0, 10.0), "full": (500.0, 20.0)}
+
+
+def run(stack: Stack, form: str) -> dict[str, Any]:
+    rate, seconds = SIZES[form]
     rows: list[dict[str, Any]] = []
     port = free_port()
     trivial = spawn("trivial-http", [sys.executable, "-m", "bench.harness.trivial_app", str(port)], stack.workdir)

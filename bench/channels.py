@@ -107,10 +107,11 @@ def _now() -> datetime:
     return datetime.now(UTC)
 
 
-async def run(stack: Stack, quick: bool) -> dict[str, Any]:
-    emails = 40 if quick else 2000
-    slow_emails = 10 if quick else 200
-    texts = 20 if quick else 300
+SIZES = {"quick": (40, 10, 20), "medium": (300, 40, 60), "full": (2000, 200, 300)}
+
+
+async def run(stack: Stack, form: str) -> dict[str, Any]:
+    emails, slow_emails, texts = SIZES[form]
     rows: list[dict[str, Any]] = []
     sink = stack.start_sink("channels-sink")
     slow_sink = stack.start_sink("channels-sink-slow", delay=SMTP_LATENCY)

@@ -165,10 +165,12 @@ async def _release_range(url: str, tag: str, first: int, end: int) -> None:
         await connection.close()
 
 
-def run(stack: Stack, quick: bool, count: int | None = None) -> dict[str, Any]:
-    count = count or (200 if quick else 100_000)
-    kill_count = 150 if quick else 3000
-    visibility_timeout = 15.0 if quick else 60.0
+# Reminders due at once, the batch killed mid-way, Redis visibility timeout (s).
+SIZES = {"quick": (200, 150, 15.0), "medium": (1_000, 600, 30.0), "full": (100_000, 3_000, 60.0)}
+
+
+def run(stack: Stack, form: str) -> dict[str, Any]:
+    count, kill_count, visibility_timeout = SIZES[form]
     rows = [notifier_side(stack, count, kill_count),
             celery_side(stack, count, kill_count, visibility_timeout, acks_late=True)]
     return {"rows": rows}

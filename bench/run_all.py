@@ -3,7 +3,7 @@ sandbox processes, Redis, the services), writing bench/results/RESULTS.md, resul
 latency_vs_load.png.
 
     .venv/bin/python bench/run_all.py                 # the full form (an hour or more)
-    .venv/bin/python bench/run_all.py --medium        # smaller sizes, labelled so in RESULTS.md
+    .venv/bin/python bench/run_all.py --medium        # smaller sizes (each module's SIZES), labelled so
     .venv/bin/python bench/run_all.py --quick         # a few seconds per benchmark: that it runs (CI)
     .venv/bin/python bench/run_all.py --scale 10000,100000,1000000 --only scheduler
 
@@ -32,13 +32,8 @@ from bench.harness.stack import Stack
 from shared.observability import configure_logging
 
 HERE = Path(__file__).resolve().parent
-SECTIONS = ("channels", "booking_api", "end_to_end", "scheduler", "peer")
-# The medium form: every benchmark at a size this machine finishes in about a quarter of an hour.
-MEDIUM_E2E_LOADS = (10, 25, 50, 100)
-MEDIUM_E2E_SECONDS = 5.0
-MEDIUM_SCALES = [10_000, 100_000]
-MEDIUM_INSTANCES = (1, 2)
-MEDIUM_PEER_COUNT = 3_000
+# The ledger benchmarks first, on a broker nobody has published to; the end-to-end one starts a fresh broker.
+SECTIONS = ("channels", "scheduler", "peer", "booking_api", "end_to_end")
 
 
 def main() -> int:
@@ -57,18 +52,15 @@ def main() -> int:
     # The dispatcher run inside this process (channels) logs warnings only; the services log as deployed.
     configure_logging("WARNING", json=True)
     form_name = "quick" if args.quick else "medium" if args.medium else "full"
-    scales = [int(n) for n in args.scale.split(",")] if args.scale else (MEDIUM_SCALES if args.medium else None)
-    instances = tuple(int(n) for n in args.instances.split(",")) if args.instances else (
-        MEDIUM_INSTANCES if args.medium else (1, 2) if args.quick else (1, 2, 4))
-    instances = instances or (1,)
+    scales = [int(n) for n in args.scale.split(",")] if args.scale else None
+    instances = tuple(int(n) for n in args.instances.split(",")) if args.instances else None
     wanted = [name for name in args.only.split(",") if name]
     benchmarks: dict[str, Callable[[Stack], dict[str, Any]]] = {
-        "channels": lambda stack: asyncio.run(channels.run(stack, args.quick)),
-        "booking_api": lambda stack: booking_api.run(stack, args.quick),
-        "end_to_end": lambda stack: end_to_end.run(
-            stack, args.quick, *((MEDIUM_E2E_SECONDS, MEDIUM_E2E_LOADS) if args.medium else ())),
-        "scheduler": lambda stack: scheduler_scale.run(stack, args.quick, scales, instances),
-        "peer": lambda stack: peer_celery.run(stack, args.quick, MEDIUM_PEER_COUNT if args.medium else None),
+        "channels": lambda stack: asyncio.run(channels.run(stack, form_name)),
+        "booking_api": lambda stack: booking_api.run(stack, form_name),
+        "end_to_end": lambda stack: end_to_end.run(stack, form_name),
+        "scheduler": lambda stack: scheduler_scale.run(stack, form_name, scales, instances),
+        "peer": lambda stack: peer_celery.run(stack, form_name),
     }
     results: dict[str, Any] = {
         "form": form_name, "command": " ".join(["bench/run_all.py", *sys.argv[1:]]),

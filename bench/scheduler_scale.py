@@ -10,6 +10,7 @@ import json
 import threading
 import time
 import uuid
+from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -114,10 +115,10 @@ class RssSampler:
             self.samples.append(sum(value or 0.0 for value in values))
 
 
-def _wait_sent(sink: SinkProcess, count: int, timeout: float, since: float = 0.0) -> list[float]:
+def _wait_sent(sink: SinkProcess, tag: str, count: int, timeout: float, since: float = 0.0) -> list[float]:
     deadline = time.monotonic() + timeout
     while True:
-        stamps = [mail["at"] for mail in sink.mails() if mail["at"] >= since]
+        stamps = [mail["at"] for mail in sink.mails() if mail["at"] >= since and mail["to"][0].startswith(tag)]
         if len(stamps) >= count or time.monotonic() > deadline:
             return stamps
         time.sleep(0.5)
@@ -138,15 +139,16 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
     with RssSampler(pids) as sampler:
         due_at = datetime.now(UTC) + timedelta(seconds=LEAD_S)
         asyncio.run(release(url, due, tag, due_at))
-        stamps = _wait_sent(sink, due, drain_timeout)
+        stamps = _wait_sent(sink, tag, due, drain_timeout)
         drained = len(stamps)
         drain_s = max(stamps) - due_at.timestamp() if stamps else None
         late = sorted(asyncio.run(lateness_of_first(url, 1000)))
+        received = Counter(mail["to"][0] for mail in sink.mails() if mail["to"][0].startswith(tag))
         sink.forget()
         time.sleep(1.0)
         added_at = time.time()
         asyncio.run(add_one_due_now(url, tag))
-        one = _wait_sent(sink, 1, 60.0, since=added_at)
+        one = _wait_sent(sink, tag, 1, 60.0, since=added_at)
     for service in notifiers:
         service.stop()
     stack.stop(sink)
@@ -154,6 +156,7 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
     return filled | {
         "due_at_once": due, "instances": instances, "drained": drained, "drain_s": drain_s,
         "drain_per_s": drained / drain_s if drain_s else None,
+        "distinct_recipients": len(received), "duplicated": sum(1 for n in received.values() if n > 1),
         "first_1000_lateness_p99_s": percentile(late, 0.99),
         "one_new_due_now_sent_after_s": min(one) - added_at if one else None,
         "notifier_rss_mib_max": max(sampler.samples, default=None),
@@ -171,13 +174,23 @@ def channel_rate(stack: Stack, count: int) -> float:
     return len(stamps) / (max(stamps) - started)
 
 
-def run(stack: Stack, quick: bool, scales: list[int] | None = None, instances: tuple[int, ...] = (1, 2, 4)
+# Ledger sizes, the most due at once (a tenth of the ledger up to it), notifier instances.
+SIZES: dict[str, tuple[list[int], int, tuple[int, ...]]] = {
+    "quick": ([2_000], 100, (1, 2)),
+    "medium": ([10_000, 100_000], 1_000, (1, 2)),
+    "full": ([10_000, 100_000, 1_000_000], 100_000, (1, 2, 4)),
+}
+
+
+def run(stack: Stack, form: str, scales: list[int] | None = None, instances: tuple[int, ...] | None = None
         ) -> dict[str, Any]:
-    scales = scales or ([2_000] if quick else [1_000_000])
-    drain_timeout = 60.0 if quick else 3600.0
-    rows = [one_case(stack, total, max(1, total // 10), 1, drain_timeout) for total in scales]
+    default_scales, most_due, default_instances = SIZES[form]
+    scales = scales or default_scales
+    instances = instances or default_instances
+    drain_timeout = 60.0 if form == "quick" else 3600.0
+    rows = [one_case(stack, total, min(most_due, max(1, total // 10)), 1, drain_timeout) for total in scales]
     smallest = min(scales)
-    instance_rows = [one_case(stack, smallest, max(1, smallest // 10), count, drain_timeout)
+    instance_rows = [one_case(stack, smallest, min(most_due, max(1, smallest // 10)), count, drain_timeout)
                      for count in instances if count > 1]
     return {"rows": rows, "instances": [rows[scales.index(smallest)], *instance_rows],
-            "channel_rate_per_s": channel_rate(stack, 200 if quick else 2000), "pool_size": POOL_SIZE}
+            "channel_rate_per_s": channel_rate(stack, 200 if form == "quick" else 2000), "pool_size": POOL_SIZE}

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import time
 from datetime import UTC, datetime, timedelta
@@ -30,9 +31,13 @@ async def generate(url: str, rate: float, seconds: float, api_key: str | None, r
                    first: int) -> list[list[Any]]:
     count = int(rate * seconds)
     results: list[list[Any]] = []
-    limits = httpx.Limits(max_connections=512, max_keepalive_connections=512)
+    # A bounded pool: beyond it requests queue in the generator (and their latency counts from their
+    # due instant), rather than opening hundreds of connections the server must accept.
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     async with httpx.AsyncClient(limits=limits, timeout=30) as client:
         loop = asyncio.get_running_loop()
+        with contextlib.suppress(httpx.HTTPError):  # warm up: the first connection and the server's first answer
+            await client.get(str(httpx.URL(url).copy_with(path="/healthz")))
         start = loop.time() + 0.2
         wall_start = time.time() + 0.2
 

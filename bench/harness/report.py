@@ -98,12 +98,12 @@ def markdown(results: dict[str, Any]) -> str:
                   "one confirmation to one booking's address.", ""]
     if "scheduler" in sections:
         section = sections["scheduler"]
-        cols = ["pending rows", "COPY rows/s", "due at once", "instances", "drained", "drain (msg/s)",
+        cols = ["pending rows", "COPY rows/s", "due at once", "instances", "drained", "duplicated", "drain (msg/s)",
                 "channel raw (msg/s)", "first 1,000 lateness p99 (s)", "one new due-now sent after (s)",
                 "notifier RSS first / max (MiB)"]
 
         def line(r: dict[str, Any]) -> list[Any]:
-            return [r["rows"], r["insert_rows_per_s"], r["due_at_once"], r["instances"], r["drained"],
+            return [r["rows"], r["insert_rows_per_s"], r["due_at_once"], r["instances"], r["drained"], r["duplicated"],
                     r["drain_per_s"], section["channel_rate_per_s"], r["first_1000_lateness_p99_s"],
                     r["one_new_due_now_sent_after_s"],
                     f"{fmt(r['notifier_rss_mib_first'])} / {fmt(r['notifier_rss_mib_max'])}"]

@@ -10,6 +10,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,17 @@ class Stack:
 
     def ensure_kafka(self) -> KafkaServer:
         if self.kafka is None:
-            self.kafka = start_kafka(self.workdir / "kafka")
+            self.kafka = start_kafka(self.workdir / f"kafka-{uuid.uuid4().hex[:6]}")
         return self.kafka
+
+    def fresh_kafka(self) -> KafkaServer:
+        """A broker with no events yet: a new consumer group reads its topics from the start, so events
+        an earlier benchmark left would be consumed again."""
+        if self.kafka is not None:
+            self.kafka.stop()
+            shutil.rmtree(self.kafka.data_dir, ignore_errors=True)
+            self.kafka = None
+        return self.ensure_kafka()
 
     def ensure_postgres(self) -> PostgresServer:
         if self.postgres is None:
