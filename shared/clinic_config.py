@@ -38,6 +38,8 @@ class ClinicIdentity(BaseModel):
     name: str
     phone: E164Phone
     email: EmailStr
+    # Where patients' requests to change an appointment go (the front desk); unset: `email`.
+    front_desk_email: EmailStr | None = None
     website: HttpUrl
     mailing_address: str
     time_zone: TimeZoneName = "America/Toronto"

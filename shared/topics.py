@@ -10,6 +10,8 @@ CONSENT = "clinic.consent.v1"
 CONSENT_DEAD_LETTER = "clinic.consent.v1.dlq"
 AFTERCARE_RECORDS = "clinic.aftercare.records.v1"
 AFTERCARE_ALERTS = "clinic.aftercare.alerts.v1"
+# Patients' answers to their reminders (confirm, ask for a change), for the booking system.
+APPOINTMENT_REQUESTS = "clinic.appointments.requests.v1"
 DELIVERIES = "clinic.deliveries.v1"
 
 
@@ -27,5 +29,6 @@ ALL_TOPICS = (
     TopicSpec(CONSENT_DEAD_LETTER, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
     TopicSpec(AFTERCARE_RECORDS, partitions=3),
     TopicSpec(AFTERCARE_ALERTS, partitions=1),
+    TopicSpec(APPOINTMENT_REQUESTS, partitions=3),
     TopicSpec(DELIVERIES, partitions=3),
 )

@@ -18,11 +18,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.aftercare import tables
 from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
 from services.aftercare.handlers.escalations import EscalationDesk
+from services.aftercare.handlers.reminder_replies import ReminderReplies
 from services.aftercare.handlers.screening import ScreeningDesk
 from services.aftercare.http import create_web_app
 from services.aftercare.screening_http import add_screening_routes
 from services.aftercare.settings import AftercareSettings
-from services.aftercare.store import CheckInStore, ConsentTrail
+from services.aftercare.store import CheckInStore, ConsentTrail, UpcomingVisitStore
 from services.aftercare.workers import consumer_worker, no_reply_worker
 from shared.channels.messages import EmailSender, SmsSender
 from shared.clinic_config import ClinicConfig, load_clinic_config
@@ -123,11 +124,15 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
                           on_change=something_to_send)
     escalations = EscalationDesk(engine=engine, ledger=ledger, outbox=outbox, links=links, clinic=clinic, clock=clock,
                                  on_change=something_to_send)
+    upcoming = UpcomingVisitStore(engine)
+    reminders = ReminderReplies(upcoming=upcoming, check_ins=store, ledger=ledger, outbox=outbox, composer=composer,
+                                clinic=clinic)
     answers = CheckInAnswers(engine=engine, store=store, ledger=ledger, outbox=outbox, consent=consent,
                              composer=composer, clinic=clinic, clock=clock, escalations=escalations,
-                             on_change=something_to_send)
+                             on_change=something_to_send, reminders=reminders)
     completed_visits = CompletedVisitHandler(engine=engine, store=store, ledger=ledger, outbox=outbox,
-                                             clinic=clinic, clock=clock, on_recorded=something_to_send)
+                                             clinic=clinic, clock=clock, on_recorded=something_to_send,
+                                             upcoming=upcoming)
     silence = NoReplyWatch(engine=engine, store=store, ledger=ledger, outbox=outbox, clinic=clinic,
                            clock=clock, on_recorded=something_to_send)
     broker = _consuming_broker(settings, completed_visits)

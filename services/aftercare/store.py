@@ -9,12 +9,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, func, select, update
+from sqlalchemy import Row, and_, bindparam, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.aftercare.domain.answers import ConsentChange, ReplyOnRecord
 from services.aftercare.domain.check_ins import CheckIn, CheckInPlan, CheckInStatus
-from services.aftercare.tables import check_ins, consent_audit, replies
+from services.aftercare.domain.reminder_replies import ReminderAnswer, UpcomingStatus, UpcomingVisit
+from services.aftercare.tables import check_ins, consent_audit, replies, upcoming_visits
 from shared.database import insert_ignoring_duplicates
 
 MAX_NOTES_KEPT = 40_000  # the newest notes of a check-in, in characters: twenty notes as long as allowed
@@ -175,3 +176,72 @@ class ConsentTrail:
             channel=change.channel, address=change.address, subscribed=change.subscribed, source=change.source,
             occurred_at=now,
         ))
+
+
+class UpcomingVisitStore:
+    """The visits still to come, kept from the appointment events, and their patients' answers to reminders."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+
+    async def apply(self, connection: AsyncConnection, visits: Sequence[UpcomingVisit], now: datetime) -> None:
+        """Each visit as its newest event leaves it (an older or repeated event changes nothing), in a few
+        statements for a whole batch. A reschedule forgets the answer given to the old time."""
+        newest: dict[str, UpcomingVisit] = {}
+        for visit in visits:
+            if visit.appointment_id not in newest or visit.sequence > newest[visit.appointment_id].sequence:
+                newest[visit.appointment_id] = visit
+        if not newest:
+            return
+        rows = [_upcoming_row(visit, now) for visit in newest.values()]
+        await connection.execute(insert_ignoring_duplicates(self.engine.dialect.name, upcoming_visits), rows)
+        stale = upcoming_visits.c.appointment_id == bindparam("b_id")
+        moved_on = update(upcoming_visits).where(and_(stale, upcoming_visits.c.sequence < bindparam("b_sequence")))
+        kept = ("sequence", "phone", "locale", "appointment_type", "starts_at", "status", "planned_at", "context",
+                "updated_at")
+        same_time = upcoming_visits.c.starts_at == bindparam("b_starts_at")
+        await connection.execute(
+            moved_on.values(
+                **{name: bindparam(f"b_{name}") for name in kept},
+                # An answer was to the visit's time: a reschedule forgets it, the next reminder asks again.
+                answer=case((same_time, upcoming_visits.c.answer), else_=None),
+                answered_at=case((same_time, upcoming_visits.c.answered_at), else_=None),
+            ),
+            [{"b_id": row["appointment_id"], **{f"b_{name}": row[name] for name in kept}} for row in rows],
+        )
+
+    async def of_phone(self, connection: AsyncConnection, phone: str, now: datetime) -> list[UpcomingVisit]:
+        """The phone's booked visits that have not started."""
+        result = await connection.execute(
+            select(upcoming_visits).where(and_(
+                upcoming_visits.c.phone == phone, upcoming_visits.c.starts_at > now,
+                upcoming_visits.c.status == UpcomingStatus.BOOKED,
+            )).order_by(upcoming_visits.c.starts_at)
+        )
+        return [_upcoming(row) for row in result]
+
+    async def hold(self, connection: AsyncConnection, appointment_id: str, now: datetime) -> UpcomingVisit | None:
+        """Write to the visit first, so that two replies at once are applied one after the other; then read it."""
+        await connection.execute(update(upcoming_visits).where(upcoming_visits.c.appointment_id == appointment_id)
+                                 .values(updated_at=now))
+        row = (await connection.execute(
+            select(upcoming_visits).where(upcoming_visits.c.appointment_id == appointment_id))).first()
+        return _upcoming(row) if row else None
+
+    async def record_answer(self, connection: AsyncConnection, appointment_id: str, answer: ReminderAnswer,
+                            now: datetime) -> None:
+        await connection.execute(update(upcoming_visits).where(upcoming_visits.c.appointment_id == appointment_id)
+                                 .values(answer=answer, answered_at=now, updated_at=now))
+
+
+def _upcoming_row(visit: UpcomingVisit, now: datetime) -> dict[str, Any]:
+    return {"appointment_id": visit.appointment_id, "sequence": visit.sequence, "phone": visit.phone,
+            "locale": visit.locale, "appointment_type": visit.appointment_type, "starts_at": visit.starts_at,
+            "status": visit.status, "planned_at": visit.planned_at, "context": visit.context, "answer": None,
+            "answered_at": None, "updated_at": now}
+
+
+def _upcoming(row: Row[Any]) -> UpcomingVisit:
+    return UpcomingVisit(row.appointment_id, row.sequence, row.phone, row.locale, row.appointment_type,
+                         row.starts_at, UpcomingStatus(row.status), row.planned_at, row.context,
+                         ReminderAnswer(row.answer) if row.answer else None)

@@ -21,11 +21,15 @@ _EMAIL_AND_SMS = (
     "staff_review",
     "staff_escalation_page",
     "staff_screening",
+    "reminder_confirmed_reply",
+    "reminder_change_reply",
+    "reminder_clarification",
+    "staff_change_request",
 )
 
 # Sent to the on-call clinician, not to the patient: they may name the patient and the treatment.
 STAFF_TEMPLATES: frozenset[str] = frozenset(
-    {"staff_alert", "staff_review", "staff_escalation_page", "staff_screening"}
+    {"staff_alert", "staff_review", "staff_escalation_page", "staff_screening", "staff_change_request"}
 )
 
 REQUIRED_TEMPLATES: frozenset[tuple[str, str]] = frozenset(

@@ -27,6 +27,7 @@ from services.aftercare.domain.reply_parser import ParsedReply, ReplyIntent, par
 from services.aftercare.domain.triage import TriageDecision
 from services.aftercare.handlers.consent import ConsentBook
 from services.aftercare.handlers.escalations import EscalationDesk
+from services.aftercare.handlers.reminder_replies import ReminderReplies
 from services.aftercare.handlers.trajectory import with_trajectory
 from services.aftercare.store import CheckInStore
 from shared.clinic_config import ClinicConfig
@@ -50,7 +51,8 @@ class AnswerOutcome:
 class CheckInAnswers:
     def __init__(self, *, engine: AsyncEngine, store: CheckInStore, ledger: DeliveryLedger, outbox: Outbox,
                  consent: ConsentBook, composer: MessageComposer, clinic: ClinicConfig, clock: Clock,
-                 escalations: EscalationDesk, on_change: Callable[[], None] = lambda: None) -> None:
+                 escalations: EscalationDesk, on_change: Callable[[], None] = lambda: None,
+                 reminders: ReminderReplies | None = None) -> None:
         self.engine = engine
         self.store = store
         self.ledger = ledger
@@ -61,6 +63,7 @@ class CheckInAnswers:
         self.clock = clock
         self.on_change = on_change
         self.escalations = escalations
+        self.reminders = reminders  # a text answering a reminder is read as such (reminder_replies)
 
     async def sms_reply(self, message_sid: str, phone: str, text: str,
                         carrier_answered: bool = False) -> AnswerOutcome:
@@ -71,8 +74,11 @@ class CheckInAnswers:
             seen, response = await self.store.response_to(connection, message_sid)
             if seen:
                 return AnswerOutcome(None, False, response, "en-CA")
-            could_be = _patients_of(await self.store.open_sent_to_phone(connection, phone, now))
-            if len(could_be) > 1:  # a family's shared phone: the text is not guessed to be anyone's
+            to_reminder = await self.reminders.sms_reply(connection, answer, now) if self.reminders else None
+            could_be = {} if to_reminder else _patients_of(await self.store.open_sent_to_phone(connection, phone, now))
+            if to_reminder is not None:
+                outcome = AnswerOutcome(None, True, to_reminder[1], to_reminder[0].locale)
+            elif len(could_be) > 1:  # a family's shared phone: the text is not guessed to be anyone's
                 outcome = await self._apply(connection, answer, parse_reply(text), None, now,
                                             could_be=tuple(could_be.values()))
             else:

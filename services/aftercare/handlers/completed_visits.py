@@ -7,7 +7,8 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.aftercare.domain.check_ins import AftercarePlan, plan_aftercare
-from services.aftercare.store import CheckInStore
+from services.aftercare.domain.reminder_replies import upcoming_from_event
+from services.aftercare.store import CheckInStore, UpcomingVisitStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
 from shared.delivery.context import appointment_context
@@ -24,8 +25,10 @@ log = get_logger(__name__)
 
 class CompletedVisitHandler:
     def __init__(self, *, engine: AsyncEngine, store: CheckInStore, ledger: DeliveryLedger, outbox: Outbox,
-                 clinic: ClinicConfig, clock: Clock, on_recorded: Callable[[], None] = lambda: None) -> None:
+                 clinic: ClinicConfig, clock: Clock, on_recorded: Callable[[], None] = lambda: None,
+                 upcoming: UpcomingVisitStore | None = None) -> None:
         self.engine = engine
+        self.upcoming = upcoming or UpcomingVisitStore(engine)
         self.store = store
         self.ledger = ledger
         self.outbox = outbox
@@ -39,10 +42,14 @@ class CompletedVisitHandler:
 
     async def handle_batch(self, events: Sequence[AppointmentEvent]) -> list[AftercarePlan | None]:
         """Plan the aftercare of every completed visit among `events`, all in one transaction; the other
-        events have none. A visit seen again adds nothing: its check-ins and messages are already there."""
+        events have none. A visit seen again adds nothing: its check-ins and messages are already there.
+
+        Every event also moves on the visit's row among the upcoming visits (a reply to its reminder is read
+        against it), in the same transaction."""
         now = self.clock.now()
         plans: list[AftercarePlan | None] = []
         async with self.engine.begin() as connection:
+            await self.upcoming.apply(connection, [upcoming_from_event(event) for event in events], now)
             for event in events:
                 plans.append(await self._plan(connection, event, now) if isinstance(event, AppointmentCompleted)
                              else None)
