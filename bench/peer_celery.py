@@ -83,7 +83,7 @@ def celery_side(stack: Stack, count: int, kill_count: int, visibility_timeout: f
     lead = max(5.0, count / 1500)
     eta = datetime.now(UTC) + timedelta(seconds=lead)
     enqueue_s = _enqueue(env, tag, count, eta)
-    with RssSampler([worker.pid]) as sampler:
+    with RssSampler([worker.pid], with_children=True) as sampler:
         mails = _wait(sink, tag, count, timeout=max(120.0, count / 5))
     stamps = [m["at"] for m in mails]
     drain_s = max(stamps) - eta.timestamp() if stamps else None

@@ -19,7 +19,7 @@ import asyncpg
 from bench.channels import raw_smtp
 from bench.end_to_end import start_notifier
 from bench.harness.databases import new_postgres_database
-from bench.harness.machine import rss_mib
+from bench.harness.machine import rss_mib, tree_rss_mib
 from bench.harness.stack import SinkProcess, Stack
 from bench.harness.stats import percentile
 from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
@@ -95,8 +95,10 @@ async def lateness_of_first(url: str, count: int) -> list[float]:
 
 
 class RssSampler:
-    def __init__(self, pids: list[int]) -> None:
+    def __init__(self, pids: list[int], with_children: bool = False) -> None:
+        """`with_children`: count each process's children too (a Celery worker's prefork pool)."""
         self.pids = pids
+        self.measure = tree_rss_mib if with_children else rss_mib
         self.samples: list[float] = []
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -111,7 +113,7 @@ class RssSampler:
 
     def _run(self) -> None:
         while not self._stop.wait(0.5):
-            values = [rss_mib(pid) for pid in self.pids]
+            values = [self.measure(pid) for pid in self.pids]
             self.samples.append(sum(value or 0.0 for value in values))
 
 
