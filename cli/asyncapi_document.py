@@ -34,6 +34,7 @@ from shared.events.appointment import (
     AppointmentDetails,
     AppointmentType,
 )
+from shared.events.booking_requests import AppointmentConfirmed, ChangeRequested
 from shared.events.deliveries import DeliveryStatusChanged
 from shared.events.patient import ChannelConsent, PatientContact
 from shared.settings import KafkaSettings
@@ -41,6 +42,7 @@ from shared.topics import (
     AFTERCARE_ALERTS,
     AFTERCARE_RECORDS,
     ALL_TOPICS,
+    APPOINTMENT_REQUESTS,
     APPOINTMENTS,
     APPOINTMENTS_DEAD_LETTER,
     CONSENT,
@@ -75,6 +77,9 @@ SUMMARIES: dict[str, str] = {
     "EscalationPaged": "Nobody acknowledged in time: the next contact of the chain (backup, lead) was paged.",
     "EscalationAcknowledged": "A clinician acknowledged the escalation (by SMS reply or the email link).",
     "EscalationExhausted": "Every contact of the chain was paged and nobody acknowledged.",
+    "AppointmentConfirmed": "The patient answered their reminder: they will come.",
+    "ChangeRequested": "The patient answered their reminder asking for another time; the front desk was emailed "
+                       "and will call them. The appointment is unchanged until the booking system changes it.",
     "DeliveryStatusChanged": "A message moved on: handed to the provider, refused or skipped by the dispatcher, "
                              "or sent, delivered or not delivered as the provider reports. No address, no body.",
 }
@@ -133,6 +138,13 @@ CHANNELS = (
             "and the lead paged when nobody acknowledged, the acknowledgement, a chain that ran out. For the "
             "clinic's own systems: no clinic-notify service reads it.",
             (EscalationRaised, EscalationPaged, EscalationAcknowledged, EscalationExhausted)),
+    Channel("appointmentRequests", APPOINTMENT_REQUESTS, APPOINTMENT_KEY,
+            "What patients ask of the booking system in their answers to a reminder (\"Reply C to confirm or R "
+            "to change\"): a confirmation, or a request to change the time. Requests, not changes: the booking "
+            "system decides and publishes any change on the appointments channel. An answer repeated is published "
+            "once; an unclear answer is asked again and not published. No phone number; at most a 160-character "
+            "excerpt of the reply.",
+            (AppointmentConfirmed, ChangeRequested)),
     Channel("deliveries", DELIVERIES, DELIVERIES_KEY,
             "What became of each message the notifier and aftercare send: the dispatcher's outcome (`sent`: "
             "the provider accepted it; `failed`; `skipped` and why) and the provider's reports (Twilio's status "
@@ -174,6 +186,11 @@ OPERATIONS = (
               "Through aftercare's outbox, in the transaction that made the change."),
     Operation("aftercarePublishesAlerts", "send", "aftercareAlerts", "aftercare",
               "Through aftercare's outbox, in the transaction that recorded the worrying answer."),
+    Operation("aftercarePublishesAppointmentRequests", "send", "appointmentRequests", "aftercare",
+              "Through aftercare's outbox, in the transaction that records the patient's reply."),
+    Operation("bookingSystemReceivesAppointmentRequests", "receive", "appointmentRequests", "a booking system",
+              "Confirms the appointment or queues the change for the front desk; keyed by appointment id, "
+              "so one appointment's requests arrive in order."),
     Operation("notifierPublishesDeliveryStatuses", "send", "deliveries", "notifier",
               "Through the notifier's outbox, in the transaction that records the outcome in its ledger."),
     Operation("aftercarePublishesDeliveryStatuses", "send", "deliveries", "aftercare",
