@@ -60,9 +60,14 @@ def markdown(results: dict[str, Any]) -> str:
         "",
     ]
     sections = results["sections"]
+    loads = results.get("load_average_by_section", {})
+
+    def under(name: str) -> list[str]:
+        return [f"Load average (1, 5, 15 min) when this benchmark started: {loads.get(name)}.", ""]
     if "channels" in sections:
         rows = sections["channels"]["rows"]
         parts += ["## 1. Channels: dispatcher vs raw client, same connections, same sink/sandbox", "",
+                  *under("channels"),
                   table(["channel", "connections", "provider latency (s)", "messages", "delivered",
                          "dispatcher (msg/s)", "raw client (msg/s)", "limit (msg/s)", "SMS rate setting",
                          "SMS max in 1 s"],
@@ -78,7 +83,8 @@ def markdown(results: dict[str, Any]) -> str:
     if "booking_api" in sections:
         section = sections["booking_api"]
         parts += [f"## 2. Booking API alone: offered {fmt(section['offered_per_s'])}/s for {fmt(section['seconds'])} s",
-                  "", table(["server", "requests", "accepted", "accepted/s", "p50 (ms)", "p99 (ms)", "statuses"],
+                  "", *under("booking_api"),
+                  table(["server", "requests", "accepted", "accepted/s", "p50 (ms)", "p99 (ms)", "statuses"],
                             [[r["server"], r["requests"], r["accepted"], r["accepted_per_s"], r["p50_ms"], r["p99_ms"],
                               json.dumps(r["statuses"])] for r in section["rows"]]),
                   "", "One uvicorn process each. Open-loop load from a separate Python process (httpx), latency "
@@ -88,6 +94,7 @@ def markdown(results: dict[str, Any]) -> str:
     if "end_to_end" in sections:
         section = sections["end_to_end"]
         parts += ["## 3. End to end: POST → SMTP accept (booking, broker, notifier, sink as processes)", "",
+                  *under("end_to_end"),
                   table(["offered/s", "s", "accepted", "HTTP p99 (ms)", "delivered in window", "p50 (s)",
                          "p95 (s)", "p99 (s)", "lost", "duplicated"],
                         [[r["offered_per_s"], r["seconds"], r["accepted"], r["http_p99_ms"],
@@ -108,7 +115,8 @@ def markdown(results: dict[str, Any]) -> str:
                     r["one_new_due_now_sent_after_s"],
                     f"{fmt(r['notifier_rss_mib_first'])} / {fmt(r['notifier_rss_mib_max'])}"]
 
-        parts += ["## 4. Scheduler at scale (PostgreSQL)", "", table(cols, [line(r) for r in section["rows"]]), "",
+        parts += ["## 4. Scheduler at scale (PostgreSQL)", "", *under("scheduler"),
+                  table(cols, [line(r) for r in section["rows"]]), "",
                   "Notifier instances on one database (the smallest scale):", "",
                   table(cols, [line(r) for r in section["instances"]]), "",
                   f"Channel raw: aiosmtplib over {section['pool_size']} connections (the notifier's SMTP_POOL_SIZE) "
@@ -121,12 +129,15 @@ def markdown(results: dict[str, Any]) -> str:
     if "peer" in sections:
         rows = sections["peer"]["rows"]
         parts += ["## 5. A peer, side by side: Celery + Redis with ETA (Twilio's reminder tutorial design)", "",
+                  *under("peer"),
                   table(["system", "due at once", "drained", "drain (msg/s)", "worker RSS max (MiB)",
                          "SIGKILL mid-batch: batch", "lost", "duplicated", "settings"],
                         [[r["system"], r["due_at_once"], r["drained"], r["drain_per_s"], r["worker_rss_mib_max"],
                           r["kill_batch"], r["after_kill"]["lost"], r["after_kill"]["duplicated"], r["settings"]]
                          for r in rows]),
-                  "", "Same reminder email size, same sink, 4 SMTP connections on each side. Celery holds ETA tasks "
+                  "", "The same sink and 4 SMTP connections on each side. The notifier renders each reminder from the "
+                  "clinic's templates (text and HTML); the peer sends a fixed body of similar size (text and HTML "
+                  "parts), so rendering is a cost only ours pays. Celery holds ETA tasks "
                   "in the worker's memory until due; on Redis an unacknowledged task is redelivered after the "
                   "visibility timeout, so with acks_late a task that ran but was not acknowledged before the kill "
                   "is sent again. The notifier's ledger row holds a claim with a 60 s lease: a row in flight at the "
