@@ -9,6 +9,7 @@ from cli import (
     config_check,
     consumer_lag,
     contract,
+    database,
     dead_letter_commands,
     deliveries,
     escalations,
@@ -29,6 +30,7 @@ for module in (preview, deliveries, check_ins, dead_letter_commands, consumer_la
                api_documents):
     module.register(app)
 escalations.register(app)
+database.register(app)
 trajectory.register(app)
 
 __all__ = ["app"]

@@ -216,6 +216,10 @@ class OperationsIfMissing:
         if not inspect(context.get_bind()).has_table(name):
             op.create_table(name, *columns, **options)
 
+    def create_index(self, name: str, table: str, *args: Any, **options: Any) -> None:
+        if name not in {index["name"] for index in inspect(context.get_bind()).get_indexes(table)}:
+            op.create_index(name, table, *args, **options)
+
     @contextmanager
     def batch_alter_table(self, table: str, **options: Any) -> Iterator[Any]:
         inspector = inspect(context.get_bind())

@@ -15,7 +15,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.aftercare import tables
+from services.aftercare import migrations, tables
 from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
 from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.handlers.reminder_replies import ReminderReplies
@@ -29,7 +29,7 @@ from shared.channels.messages import EmailSender, SmsSender
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
 from shared.consumer import EventConsumer, KafkaDeadLetters
-from shared.database import create_engine, create_tables
+from shared.database import create_engine
 from shared.delivery.compose import MessageComposer
 from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.outcomes import DeliveryOutcomes
@@ -45,6 +45,7 @@ from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay, outbox_relay_worker
 from shared.outbox.store import Outbox
 from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
+from shared.schema_migrations import upgrade_to_head
 from shared.topics import APPOINTMENTS
 from shared.twilio_webhooks import WebhookSecurity, add_status_callback_route
 
@@ -184,7 +185,7 @@ async def run(parts: AftercareParts, stop: asyncio.Event) -> None:
     """Create the tables, wait for Kafka, then serve until `stop`; raises WorkerDied if a worker died."""
     settings = parts.settings
     try:
-        await create_tables(parts.engine, tables.SCHEMA)
+        await upgrade_to_head(parts.engine, migrations.MIGRATIONS)
         if not await _broker_ready(settings, stop):
             return
         serve_metrics(settings.metrics_port, settings.metrics_host)

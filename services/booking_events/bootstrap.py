@@ -15,18 +15,19 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking_events.http import BookingApi, create_app, create_metrics_app
 from services.booking_events.metrics import BookingMetrics
+from services.booking_events.migrations import MIGRATIONS
 from services.booking_events.settings import BookingSettings
 from services.booking_events.store import BookingStore
-from services.booking_events.tables import SCHEMA
 from services.booking_events.workers import idempotency_purge_worker, outbox_relay_worker
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
-from shared.database import create_engine, create_tables
+from shared.database import create_engine
 from shared.kafka_admin import wait_for_broker_and_ensure_topics
 from shared.observability import get_logger
 from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
 from shared.process import Health, Worker, embedded_http_server, http_worker, supervise
+from shared.schema_migrations import upgrade_to_head
 
 SERVICE = "booking_events"
 
@@ -101,7 +102,7 @@ async def run(parts: BookingParts, stop: asyncio.Event) -> None:
     if not settings.api_keys:
         log.warning("no_api_keys_configured", hint="set BOOKING_API_KEYS; every request will be refused")
     try:
-        await create_tables(parts.engine, SCHEMA)
+        await upgrade_to_head(parts.engine, MIGRATIONS)
         if not await _broker_ready(settings, stop):
             return
         log.info("booking_events_started", http_port=settings.http_port, metrics_port=settings.metrics_port)

@@ -16,7 +16,7 @@ from fastapi import FastAPI
 from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.notifier import tables
+from services.notifier import migrations, tables
 from services.notifier.handlers import AppointmentEventHandler
 from services.notifier.http import create_web_app
 from services.notifier.settings import NotifierSettings
@@ -27,7 +27,7 @@ from shared.channels.sms import TwilioSmsSender
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
 from shared.consumer import EventConsumer, KafkaDeadLetters
-from shared.database import create_engine, create_tables
+from shared.database import create_engine
 from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.status_reports import ProviderStatusReports
@@ -42,6 +42,7 @@ from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay, outbox_relay_worker
 from shared.outbox.store import Outbox
 from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
+from shared.schema_migrations import upgrade_to_head
 from shared.topics import APPOINTMENTS, CONSENT, CONSENT_DEAD_LETTER
 from shared.twilio_webhooks import WebhookSecurity
 
@@ -132,7 +133,7 @@ async def run(parts: NotifierParts, stop: asyncio.Event) -> None:
     """Serve until `stop` is set; raises `WorkerDied` if a worker ends first."""
     settings = parts.settings
     try:
-        await create_tables(parts.engine, tables.SCHEMA)
+        await upgrade_to_head(parts.engine, migrations.MIGRATIONS)
         await wait_for_broker_and_ensure_topics(settings.common.kafka)
         await parts.broker.start()
         serve_metrics(settings.metrics_port, settings.metrics_host)

@@ -8,7 +8,8 @@ Create Date: 2026-11-26
 from __future__ import annotations
 
 import sqlalchemy as sa
-from alembic import op
+
+from shared.schema_migrations import if_missing as op
 
 revision = "0003"
 down_revision = "0002"
