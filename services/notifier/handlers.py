@@ -48,23 +48,29 @@ class AppointmentEventHandler:
         async with self.engine.begin() as connection:
             stored = await self.states.get_many(connection, {event.appointment_id for event in events})
             latest: dict[str, AppointmentState] = dict(stored)
+            # The ledger's rows of an appointment are written with its state: an appointment first seen
+            # in this batch has no history and nothing pending but what this batch records.
+            may_have_pending = set(stored)
             for event in events:
                 current = latest.get(event.appointment_id)
-                # The ledger's rows of an appointment are written with its state: no state, no history.
-                already_sent = await self._already_sent(connection, event.appointment_id) if current else {}
+                known_before = event.appointment_id in stored
+                already_sent = await self._already_sent(connection, event.appointment_id) if known_before else {}
                 decision = decide(event, current, already_sent, self.clinic, now)
                 if decision.applied:
                     assert decision.new_state is not None
-                    if decision.cancel_pending_because:
+                    if decision.cancel_pending_because and event.appointment_id in may_have_pending:
                         await self.ledger.cancel_pending(
                             connection, event.appointment_id, decision.cancel_pending_because, now
                         )
-                    await self.ledger.record(connection, decision.intents, now)
+                    if decision.intents:
+                        await self.ledger.record(connection, decision.intents, now)
+                        may_have_pending.add(event.appointment_id)
                     latest[event.appointment_id] = decision.new_state
                 decisions.append(decision)
-            for appointment_id, state in latest.items():
-                previous = stored.get(appointment_id)
-                if state is not previous:
+            changed = [(state, stored.get(id_)) for id_, state in latest.items() if state is not stored.get(id_)]
+            await self.states.add_many(connection, [state for state, previous in changed if previous is None], now)
+            for state, previous in changed:
+                if previous is not None:
                     await self.states.save(connection, state, previous, now)
         for event, decision in zip(events, decisions, strict=True):
             log.info(

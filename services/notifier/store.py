@@ -1,7 +1,7 @@
 """The last known state of each appointment, so replayed or out-of-order events change nothing."""
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from datetime import datetime
 
 from sqlalchemy import select, update
@@ -41,6 +41,15 @@ class AppointmentStateStore:
             row.appointment_id: AppointmentState(row.appointment_id, row.last_sequence, row.status, row.event)
             for row in rows
         }
+
+    async def add_many(self, connection: AsyncConnection, states: Sequence[AppointmentState], now: datetime) -> None:
+        """Appointments seen for the first time, in one statement."""
+        if states:
+            await connection.execute(appointments.insert(), [
+                {"appointment_id": s.appointment_id, "last_sequence": s.last_sequence, "status": s.status,
+                 "event": s.event, "updated_at": now}
+                for s in states
+            ])
 
     async def save(
         self, connection: AsyncConnection, state: AppointmentState, previous: AppointmentState | None, now: datetime

@@ -14,6 +14,7 @@ from services.notifier.settings import NotifierSettings
 from shared.channels.messages import EmailMessage, SmsMessage
 from shared.settings import CommonSettings, DeliverySettings, KafkaSettings, TwilioSettings
 from shared.topics import APPOINTMENTS
+from tests.support.kafka_server import free_port
 
 Header = tuple[str, bytes | None]
 
@@ -34,7 +35,7 @@ class NothingIsSent:
 
 def notifier_settings(bootstrap_servers: str, database_url: str, group_id: str) -> NotifierSettings:
     return NotifierSettings(
-        database_url=database_url, group_id=group_id, metrics_port=None,
+        database_url=database_url, group_id=group_id, metrics_port=None, http_port=free_port(),
         common=CommonSettings(kafka=KafkaSettings(bootstrap_servers=bootstrap_servers)),
         delivery=DeliverySettings(link_secret="a-test-secret-of-at-least-32-bytes",
                                   twilio=TwilioSettings(api_base_url="http://127.0.0.1:9")),

@@ -24,7 +24,7 @@ from shared.ledger.tables import deliveries
 from shared.settings import DeliverySettings, KafkaSettings, TwilioSettings
 from tests.integration.consumer_support import NothingIsSent, dead_letters, produce, until_lag_is_zero
 from tests.support.events import booked, cancelled, in_hours, rescheduled
-from tests.support.kafka_server import KafkaServer
+from tests.support.kafka_server import KafkaServer, free_port
 
 NOW = datetime(2025, 3, 3, 14, 0, tzinfo=UTC)
 
@@ -44,7 +44,7 @@ async def two_notifiers(tmp_path: Path) -> AsyncIterator[tuple[bootstrap.Notifie
     built = []
     for name in ("batch", "single"):
         settings = NotifierSettings(
-            database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db", metrics_port=None,
+            database_url=f"sqlite+aiosqlite:///{tmp_path}/{name}.db", metrics_port=None, http_port=free_port(),
             delivery=DeliverySettings(link_secret="a-test-secret-of-at-least-32-bytes",
                                       twilio=TwilioSettings(api_base_url="http://127.0.0.1:9")),
         )

@@ -2,6 +2,7 @@
 none is dropped, and the group's lag returns to 0 (real broker, records produced raw)."""
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from faststream.kafka import KafkaBroker
+from prometheus_client import REGISTRY
 from sqlalchemy import select
 
 from services.notifier.tables import appointments
@@ -111,16 +113,23 @@ async def test_a_dead_letter_that_cannot_be_written_is_retried_and_the_record_ke
             retry_pause_seconds=0.2,
         )
         consumer.subscribe(broker, source)
+
+        def exported_lag() -> float | None:
+            return REGISTRY.get_sample_value("clinic_notify_consumer_lag", {
+                "service": "test", "group": group, "topic": source, "partition": "0"})
+
         await produce(kafka.bootstrap_servers, [(b"apt-1", b"not json", [])], topic=source)
         await broker.start()
         try:
-            import asyncio
             await asyncio.sleep(4)
             with pytest.raises(AssertionError, match="lag stayed at 1"):
                 await until_lag_is_zero(kafka.bootstrap_servers, group, source, timeout_s=2)
+            assert exported_lag() == 1, "the consumer reports the record it holds"
             await admin.create_topics([NewTopic(dead, 1, 1)])
             [letter] = await dead_letters(kafka.bootstrap_servers, dead, group, 1)
             await until_lag_is_zero(kafka.bootstrap_servers, group, source)
+            await asyncio.sleep(0.5)
+            assert exported_lag() == 0
         finally:
             await broker.stop()
         assert letter.value == b"not json" and dict(letter.headers)["dlq-reason"] == b"not_json"
