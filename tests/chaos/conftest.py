@@ -2,7 +2,9 @@
 from __future__ import annotations
 
 import shlex
+import shutil
 import sys
+import tempfile
 from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 
@@ -25,8 +27,19 @@ def record_figures(scale: Scale) -> Callable[[report.ScenarioFigures], None]:
 
 
 @pytest.fixture
-def chaos_system(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[..., ChaosSystem]]:
+def chaos_dir() -> Iterator[Path]:
+    """A directory of the test's own, outside pytest's basetemp: a concurrent pytest session on the same
+    machine prunes older basetemps, which would delete a running service's SQLite database."""
+    path = Path(tempfile.mkdtemp(prefix="clinic-notify-chaos-"))
+    path.chmod(0o755)  # postgres.sh runs the server as its own user, which must reach its data dir
+    yield path
+    shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def chaos_system(request: pytest.FixtureRequest, chaos_dir: Path) -> Iterator[Callable[..., ChaosSystem]]:
     """start(bootstrap, **env overrides) -> a running system, stopped after the test (logs shown on failure)."""
+    tmp_path = chaos_dir
     started: list[ChaosSystem] = []
 
     def start(bootstrap: str, *, notifiers: int = 1, **overrides: str) -> ChaosSystem:

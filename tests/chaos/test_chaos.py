@@ -7,6 +7,7 @@ Size: CHAOS_SCALE=short (the suite's default), medium or long (tests/chaos/harne
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import random
 import threading
@@ -18,6 +19,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.structs import TopicPartition
@@ -110,20 +112,27 @@ def test_sigkills_of_every_service_at_random_moments_lose_nothing_and_send_no_te
 # 2 ---------------------------------------------------------------------------------------------
 
 
-def start_broker(data_dir: Path, port: int, controller_port: int) -> str:
-    output = run_script(KAFKA_SCRIPT, "start", "--port", str(port), "--controller-port", str(controller_port),
-                        "--data-dir", str(data_dir), timeout=300)
-    return result_value(output, "bootstrap")
+def start_broker(data_dir: Path, port: int, controller_port: int, attempts: int = 2) -> str:
+    """kafka.sh gives a broker 90 s to start; on a loaded machine a restart may need a second try."""
+    for attempt in range(attempts):
+        try:
+            output = run_script(KAFKA_SCRIPT, "start", "--port", str(port), "--controller-port",
+                                str(controller_port), "--data-dir", str(data_dir), timeout=300)
+            return result_value(output, "bootstrap")
+        except RuntimeError:
+            if attempt == attempts - 1:
+                raise
+    raise AssertionError("unreachable")
 
 
 def test_broker_killed_and_postgres_restarted_mid_run_the_services_resume_by_themselves(
-    chaos_system: StartSystem, scale: Scale, record_figures: Record, tmp_path: Path,
+    chaos_system: StartSystem, scale: Scale, record_figures: Record, chaos_dir: Path,
 ) -> None:
-    kafka_dir, port, controller_port = tmp_path / "kafka", free_port(), free_port()
+    kafka_dir, port, controller_port = chaos_dir / "kafka", free_port(), free_port()
     kafka_dir.mkdir()
     bootstrap = start_broker(kafka_dir, port, controller_port)
     postgres_port = free_port()
-    postgres = start_postgres(tmp_path / "postgres", postgres_port)
+    postgres = start_postgres(chaos_dir / "postgres", postgres_port)
     try:
         run_async(ensure_topics(bootstrap))
         urls = [run_async(create_postgres_database(postgres)) for _ in range(3)]
@@ -140,7 +149,7 @@ def test_broker_killed_and_postgres_restarted_mid_run_the_services_resume_by_the
         time.sleep(3)
         postgres.stop()
         time.sleep(3)
-        postgres = start_postgres(tmp_path / "postgres", postgres_port)
+        postgres = start_postgres(chaos_dir / "postgres", postgres_port)
         fault_end = time.time()
         booking.join(timeout=600)
         assert len(answers) == scale.bookings
@@ -224,9 +233,12 @@ def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_
                                                 {"starts_at": in_days(2).isoformat()})
         else:
             stop_sent_at[appointment_id] = time.time()
-            system.twilio.text_in(contact(system.run, index[appointment_id]).phone, "STOP")
+            # The sandbox records the opt-out before it calls aftercare's webhook: a slow webhook
+            # under load delays the answer, not the STOP.
+            with contextlib.suppress(httpx.TimeoutException):
+                system.twilio.text_in(contact(system.run, index[appointment_id]).phone, "STOP")
 
-    with ThreadPoolExecutor(16) as pool:
+    with ThreadPoolExecutor(8) as pool:
         list(pool.map(act, cancelled + moved + stopped))
     fault_end = time.time()
 
