@@ -2,7 +2,9 @@
 recipients or message bodies."""
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, TypeVar
+from zoneinfo import ZoneInfo
 
 import typer
 from rich.table import Table
@@ -76,9 +78,18 @@ def show_deliveries(
 
 
 def _history_table(service: str, rows: list[MessageHistory], time_zone: str) -> Table:
-    table = Table("step", "channel", "template", "version", "intended", "claimed", "sent", "status", "attempts",
-                  "provider", "provider at", "code", "why", "fallback",
-                  title=f"Messages sent by {service} (times in {time_zone})")
+    table = Table(title=f"Messages sent by {service} (times in {time_zone})")
+    # What an operator scans for stays whole; times and reasons wrap.
+    for name in ("step", "channel", "template", "version"):
+        table.add_column(name, no_wrap=True)
+    for name in ("intended", "claimed", "sent"):
+        table.add_column(name, overflow="fold")
+    for name in ("status", "attempts", "provider"):
+        table.add_column(name, no_wrap=True)
+    table.add_column("provider at", overflow="fold")
+    table.add_column("code", no_wrap=True)
+    table.add_column("why", overflow="fold")
+    table.add_column("fallback", no_wrap=True)
     steps = {row.id: row.step for row in rows}
     replaced_by = {row.fallback_of: row for row in rows if row.fallback_of}
     for row in rows:
@@ -89,12 +100,17 @@ def _history_table(service: str, rows: list[MessageHistory], time_zone: str) -> 
             fallback = f"instead of {steps.get(row.fallback_of, row.fallback_of)}"
         table.add_row(
             Text(row.step), row.channel, Text(row.template), str(row.appointment_version),
-            local_time(row.created_at, time_zone), local_time(row.attempt_started_at, time_zone),
-            local_time(row.sent_at, time_zone), row.status, str(row.attempts), row.provider_status or "—",
-            local_time(row.provider_status_at, time_zone), Text(row.provider_error_code or row.error_code or "—"),
+            _short_time(row.created_at, time_zone), _short_time(row.attempt_started_at, time_zone),
+            _short_time(row.sent_at, time_zone), row.status, str(row.attempts), row.provider_status or "—",
+            _short_time(row.provider_status_at, time_zone), Text(row.provider_error_code or row.error_code or "—"),
             Text(redact_text(row.reason or "—")), Text(fallback),
         )
     return table
+
+
+def _short_time(moment: datetime | None, time_zone: str) -> str:
+    """Month, day and time in the clinic's zone (named in the table's title)."""
+    return "—" if moment is None else moment.astimezone(ZoneInfo(time_zone)).strftime("%m-%d %H:%M:%S")
 
 
 def _scheduled_table(rows: list[Delivery], time_zone: str) -> Table:

@@ -80,6 +80,7 @@ def in_days(days: float) -> datetime:
 def service_env(
     kafka: KafkaServer, sink: SmtpSink, twilio: TwilioSandbox, tmp: Path, aftercare_port: int
 ) -> dict[str, str]:
+    notifier_port = free_port()
     return {
         "KAFKA_BOOTSTRAP_SERVERS": kafka.bootstrap_servers,
         "CLINIC_CONFIG_FILE": str(CLINIC_CONFIG),
@@ -103,6 +104,9 @@ def service_env(
         "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/notifier.db",
         "NOTIFIER_METRICS_PORT": str(free_port()),
         "NOTIFIER_GROUP_ID": f"notifier-{uuid.uuid4().hex[:6]}",
+        "NOTIFIER_HTTP_PORT": str(notifier_port),
+        "NOTIFIER_PUBLIC_STATUS_CALLBACK_URL": f"http://127.0.0.1:{notifier_port}/twilio/status",
+        "AFTERCARE_PUBLIC_STATUS_CALLBACK_URL": f"http://127.0.0.1:{aftercare_port}/twilio/status",
         "AFTERCARE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/aftercare.db",
         "AFTERCARE_HTTP_PORT": str(aftercare_port),
         "AFTERCARE_METRICS_PORT": str(free_port()),

@@ -24,7 +24,8 @@ def two_notifiers_on_postgres(system: System, postgres: PostgresServer) -> Itera
     single.stop()  # the two instances take over its consumer group
     instances = [
         ServiceProcess(f"notifier-pg-{n}", "services.notifier",
-                       system.env | {"NOTIFIER_DATABASE_URL": database_url, "NOTIFIER_METRICS_PORT": str(free_port())},
+                       system.env | {"NOTIFIER_DATABASE_URL": database_url, "NOTIFIER_METRICS_PORT": str(free_port()),
+                                     "NOTIFIER_HTTP_PORT": str(free_port())},
                        system.tmp / f"notifier-pg-{n}.log", "notifier_started")
         for n in (1, 2)
     ]

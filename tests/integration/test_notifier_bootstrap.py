@@ -28,6 +28,7 @@ def parts(kafka: KafkaServer, tmp_path: Path, unique_id: str) -> bootstrap.Notif
         database_url=f"sqlite+aiosqlite:///{tmp_path}/notifier.db",
         group_id=f"notifier-{unique_id}",
         metrics_port=None,
+        http_port=0,
         common=CommonSettings(kafka=KafkaSettings(bootstrap_servers=kafka.bootstrap_servers)),
         delivery=DeliverySettings(link_secret="a-test-secret-of-at-least-32-bytes",
                                   twilio=TwilioSettings(api_base_url="http://127.0.0.1:9")),
