@@ -34,7 +34,7 @@ from shared.observability import configure_logging
 from shared.settings import CommonSettings, DeliverySettings, KafkaSettings, TwilioSettings
 from shared.topics import APPOINTMENTS
 from tests.support.events import booked, patient, rescheduled
-from tests.support.kafka_server import start_kafka
+from tests.support.kafka_server import free_port, start_kafka
 
 
 class NothingIsSent:
@@ -70,14 +70,18 @@ async def produce(bootstrap_servers: str, events: int, run_id: str) -> None:
         await producer.stop()
 
 
-async def topic_size(bootstrap_servers: str) -> int:
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
-    await reader.start()
+async def partitions_of(bootstrap_servers: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
     try:
-        partitions = [TopicPartition(APPOINTMENTS, p) for p in reader.partitions_for_topic(APPOINTMENTS) or ()]
-        return sum((await reader.end_offsets(partitions)).values())
+        [description] = await admin.describe_topics([APPOINTMENTS])
+        return [TopicPartition(APPOINTMENTS, p["partition"]) for p in description["partitions"]]
     finally:
-        await reader.stop()
+        await admin.close()
+
+
+async def topic_size(reader: AIOKafkaConsumer, partitions: list[TopicPartition]) -> int:
+    return sum((await reader.end_offsets(partitions)).values())
 
 
 async def raw_read(bootstrap_servers: str, total: int) -> float:
@@ -95,18 +99,19 @@ async def raw_read(bootstrap_servers: str, total: int) -> float:
         await reader.stop()
 
 
-async def lag(admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer, group: str) -> int:
-    partitions = [TopicPartition(APPOINTMENTS, p) for p in reader.partitions_for_topic(APPOINTMENTS) or ()]
+async def lag(admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer, group: str,
+              partitions: list[TopicPartition]) -> int:
     ends = await reader.end_offsets(partitions)
     committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
     return sum(ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp] for tp in partitions)
 
 
-async def notifier_drain(bootstrap_servers: str, database_url: str) -> float:
+async def notifier_drain(bootstrap_servers: str, database_url: str, reader: AIOKafkaConsumer,
+                         partitions: list[TopicPartition]) -> float:
     """Seconds from the notifier's broker start until its group has committed every record."""
     group = f"bench-{uuid.uuid4().hex[:8]}"
     settings = NotifierSettings(
-        database_url=database_url, group_id=group, metrics_port=None,
+        database_url=database_url, group_id=group, metrics_port=None, http_port=free_port(),
         common=CommonSettings(kafka=KafkaSettings(bootstrap_servers=bootstrap_servers)),
         delivery=DeliverySettings(link_secret="a-bench-secret-of-at-least-32-bytes!",
                                   twilio=TwilioSettings(api_base_url="http://127.0.0.1:9")),
@@ -115,20 +120,17 @@ async def notifier_drain(bootstrap_servers: str, database_url: str) -> float:
     stop = asyncio.Event()
     running = asyncio.create_task(bootstrap.run(parts, stop))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
     await admin.start()
-    await reader.start()
     try:
         while not parts.broker.running:
             if running.done():
                 running.result()
             await asyncio.sleep(0.01)
         began = time.perf_counter()
-        while await lag(admin, reader, group):
+        while await lag(admin, reader, group, partitions):
             await asyncio.sleep(0.1)
         return time.perf_counter() - began
     finally:
-        await reader.stop()
         await admin.close()
         stop.set()
         await running
@@ -150,10 +152,14 @@ async def main() -> None:
             began = time.perf_counter()
             await produce(bootstrap_servers, args.events, uuid.uuid4().hex[:8])
             produced_s = time.perf_counter() - began
-            total = await topic_size(bootstrap_servers)
+            offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+            await offsets.start()
+            partitions = await partitions_of(bootstrap_servers)
+            total = await topic_size(offsets, partitions)
             raw_s = await raw_read(bootstrap_servers, total)
             database_url = args.database_url or f"sqlite+aiosqlite:///{workdir}/notifier.db"
-            notifier_s = await notifier_drain(bootstrap_servers, database_url)
+            notifier_s = await notifier_drain(bootstrap_servers, database_url, offsets, partitions)
+            await offsets.stop()
         finally:
             if server is not None:
                 server.stop()
