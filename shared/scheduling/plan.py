@@ -30,7 +30,9 @@ from zoneinfo import ZoneInfo
 
 from shared.scheduling.steps import QuietHours, Schedule, ScheduleStep
 
-SkipReason = Literal["due_time_passed", "already_sent", "quiet_hours_until_after_start", "appointment_started"]
+SkipReason = Literal[
+    "due_time_passed", "already_sent", "quiet_hours_until_after_start", "appointment_started", "no_consent_or_address"
+]
 
 
 @dataclass(frozen=True)

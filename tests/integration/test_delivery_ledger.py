@@ -14,7 +14,9 @@ from shared.ledger.model import DeliveryIntent, DeliveryStatus
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
-def intent(step: str = "confirmation", channel: str = "email", version: int = 1, due_in: timedelta = timedelta(0)) -> DeliveryIntent:
+def intent(
+    step: str = "confirmation", channel: str = "email", version: int = 1, due_in: timedelta = timedelta(0)
+) -> DeliveryIntent:
     return DeliveryIntent(
         appointment_id="apt-1",
         step=step,

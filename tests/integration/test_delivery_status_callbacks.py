@@ -56,13 +56,13 @@ PUBLIC_URL = "https://notifier.harbourfront-clinic.example/twilio/status"
 
 
 @pytest.fixture(scope="module")
-def sink():  # type: ignore[no-untyped-def]
+def sink():
     with SmtpSink() as running:
         yield running
 
 
 @pytest.fixture(scope="module")
-def twilio():  # type: ignore[no-untyped-def]
+def twilio():
     sandbox = start_twilio_sandbox(callbacks=CallbackSettings(step_delay=0.02, backoff=0.2))
     yield sandbox
     sandbox.server.stop()
@@ -108,7 +108,7 @@ class Notifier:
             rows = await connection.execute(select(tables.outbox.c.value).order_by(tables.outbox.c.id))
             return [json.loads(value) for (value,) in rows]
 
-    async def until(self, check, timeout: float = 10.0) -> list[Delivery]:  # type: ignore[no-untyped-def]
+    async def until(self, check, timeout: float = 10.0) -> list[Delivery]:
         async with asyncio.timeout(timeout):
             while not check(rows := await self.rows()):
                 await asyncio.sleep(0.05)
@@ -174,7 +174,7 @@ async def handed_to_twilio(notifier: Notifier, sid: str, channel: str = "sms", r
 
 # --- the signature ---
 
-async def test_a_signed_callback_is_recorded_and_a_forged_one_is_refused_with_nothing_recorded(web) -> None:  # type: ignore[no-untyped-def]
+async def test_a_signed_callback_is_recorded_and_a_forged_one_is_refused_with_nothing_recorded(web) -> None:
     notifier, client = web
     await handed_to_twilio(notifier, "SM1")
     body, headers = signed(callback("SM1", "delivered"))
@@ -191,7 +191,7 @@ async def test_a_signed_callback_is_recorded_and_a_forged_one_is_refused_with_no
     assert row.provider_status == "delivered" and row.status.value == "sent"
 
 
-async def test_a_signature_replayed_over_another_body_is_refused_and_a_replayed_callback_changes_nothing(web) -> None:  # type: ignore[no-untyped-def]
+async def test_a_signature_replayed_over_another_body_is_refused_and_a_replayed_callback_changes_nothing(web) -> None:
     notifier, client = web
     await handed_to_twilio(notifier, "SM2")
     body, headers = signed(callback("SM2", "sent"))
@@ -205,7 +205,7 @@ async def test_a_signature_replayed_over_another_body_is_refused_and_a_replayed_
     assert [e["status"] for e in provider_events] == ["sent"]
 
 
-async def test_a_body_over_16_kb_is_refused_before_it_is_read_and_an_unknown_message_is_asked_again(web) -> None:  # type: ignore[no-untyped-def]
+async def test_a_body_over_16_kb_is_refused_before_it_is_read_and_an_unknown_message_is_asked_again(web) -> None:
     _, client = web
     big = callback("SM3", "sent") | {"Padding": "x" * 17_000}
     body, headers = signed(big)
@@ -217,7 +217,7 @@ async def test_a_body_over_16_kb_is_refused_before_it_is_read_and_an_unknown_mes
 
 # --- order, repeats, opt-outs ---
 
-async def test_callbacks_out_of_order_and_repeated_keep_the_furthest_status_and_publish_each_step_once(web) -> None:  # type: ignore[no-untyped-def]
+async def test_callbacks_out_of_order_and_repeated_keep_the_furthest_status_and_publish_each_step_once(web) -> None:
     notifier, client = web
     await handed_to_twilio(notifier, "SM4")
     for status in ("sent", "delivered", "queued", "sent", "delivered", "sending"):
@@ -229,7 +229,7 @@ async def test_callbacks_out_of_order_and_repeated_keep_the_furthest_status_and_
     assert all(e["appointment_id"] == "apt-1" and e["delivery_id"] == row.id for e in events)
 
 
-async def test_an_undelivered_report_is_final_even_if_a_late_sent_or_delivered_follows(web) -> None:  # type: ignore[no-untyped-def]
+async def test_an_undelivered_report_is_final_even_if_a_late_sent_or_delivered_follows(web) -> None:
     notifier, client = web
     await handed_to_twilio(notifier, "SM5", fallback=None)
     for status, code in (("undelivered", "30007"), ("sent", None), ("delivered", None)):
@@ -238,7 +238,7 @@ async def test_an_undelivered_report_is_final_even_if_a_late_sent_or_delivered_f
     assert (row.provider_status, row.provider_error_code) == ("undelivered", "30007")
 
 
-async def test_21610_reported_by_callback_suppresses_the_number_like_a_refused_create(web) -> None:  # type: ignore[no-untyped-def]
+async def test_21610_reported_by_callback_suppresses_the_number_like_a_refused_create(web) -> None:
     notifier, client = web
     await handed_to_twilio(notifier, "SM6")
     suppressions = notifier.parts.dispatcher.suppressions
@@ -249,7 +249,7 @@ async def test_21610_reported_by_callback_suppresses_the_number_like_a_refused_c
     assert (row.provider_status, row.provider_error_code) == ("failed", "21610")
 
 
-async def test_an_sms_undelivered_when_the_email_copy_exists_is_not_sent_twice(web) -> None:  # type: ignore[no-untyped-def]
+async def test_an_sms_undelivered_when_the_email_copy_exists_is_not_sent_twice(web) -> None:
     notifier, client = web
     await notifier.record("confirmation", "email", "alex@example.com", "+14165550123", template="confirmation")
     await handed_to_twilio(notifier, "SM7", step="confirmation", template="confirmation")

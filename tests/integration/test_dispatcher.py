@@ -43,7 +43,7 @@ def twilio():
     sandbox.server.stop()
 
 
-def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSettings:  # type: ignore[no-untyped-def]
+def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSettings:
     """The notifier's real channels, pointed at the SMTP sink and the Twilio sandbox."""
     return NotifierSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/dispatch.db",
@@ -60,7 +60,7 @@ def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSetting
 
 
 @pytest.fixture
-async def setup(tmp_path: Path, sink: SmtpSink, twilio):  # type: ignore[no-untyped-def]
+async def setup(tmp_path: Path, sink: SmtpSink, twilio):
     clock = FixedClock(NOW)
     notifier = bootstrap.build(notifier_settings(tmp_path, sink, twilio), clock=clock)
     await create_tables(notifier.engine, NOTIFIER_SCHEMA)
@@ -84,7 +84,11 @@ async def statuses(dispatcher: Dispatcher) -> dict[str, int]:
     return await dispatcher.ledger.counts_by_status()
 
 
-async def test_a_confirmation_arrives_once_by_email_with_its_calendar_invitation_and_by_sms(setup, sink, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_a_confirmation_arrives_once_by_email_with_its_calendar_invitation_and_by_sms(
+    setup,
+    sink,
+    twilio,
+) -> None:
     dispatcher, _ = setup
     await record_confirmation(dispatcher, "d1@example.com", "+14165550131")
     assert await dispatcher.dispatch_due() == 2
@@ -99,7 +103,7 @@ async def test_a_confirmation_arrives_once_by_email_with_its_calendar_invitation
     assert await statuses(dispatcher) == {"sent": 2}
 
 
-async def test_an_smtp_outage_is_retried_later_and_the_email_arrives_once(setup, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_an_smtp_outage_is_retried_later_and_the_email_arrives_once(setup, sink) -> None:
     dispatcher, clock = setup
     sink.fail_next(1, code=451)
     await record_confirmation(dispatcher, "d2@example.com", "+14165550132")
@@ -112,7 +116,7 @@ async def test_an_smtp_outage_is_retried_later_and_the_email_arrives_once(setup,
     assert await statuses(dispatcher) == {"sent": 2}
 
 
-async def test_twilio_rate_limiting_is_retried(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_twilio_rate_limiting_is_retried(setup, twilio) -> None:
     dispatcher, clock = setup
     twilio.inject_fault(20429, 429, to="+14165550133")
     await record_confirmation(dispatcher, "d3@example.com", "+14165550133")
@@ -124,7 +128,7 @@ async def test_twilio_rate_limiting_is_retried(setup, twilio) -> None:  # type: 
 
 
 @pytest.mark.parametrize("code", [21610, 21211])
-async def test_a_permanent_twilio_refusal_is_recorded_and_not_retried(setup, twilio, code: int) -> None:  # type: ignore[no-untyped-def]
+async def test_a_permanent_twilio_refusal_is_recorded_and_not_retried(setup, twilio, code: int) -> None:
     dispatcher, clock = setup
     phone = f"+1416555{code % 10000:04d}"
     twilio.inject_fault(code, 400, to=phone)
@@ -136,7 +140,7 @@ async def test_a_permanent_twilio_refusal_is_recorded_and_not_retried(setup, twi
     assert await dispatcher.suppressions.is_suppressed("sms", phone) is (code == 21610)
 
 
-async def test_an_smtp_outage_of_two_hours_delays_the_email_but_does_not_lose_it(setup, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_an_smtp_outage_of_two_hours_delays_the_email_but_does_not_lose_it(setup, sink) -> None:
     dispatcher, clock = setup
     sink.fail_next(14, code=451)
     await record_confirmation(dispatcher, "d5@example.com", "+14165550135", expires_at=in_hours(48, NOW))
@@ -147,7 +151,7 @@ async def test_an_smtp_outage_of_two_hours_delays_the_email_but_does_not_lose_it
     assert await statuses(dispatcher) == {"sent": 2}
 
 
-async def test_retries_give_up_once_the_message_is_no_longer_useful(setup, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_retries_give_up_once_the_message_is_no_longer_useful(setup, sink) -> None:
     dispatcher, clock = setup
     sink.fail_next(100, code=451)
     await record_confirmation(dispatcher, "d9@example.com", "+14165550139", expires_at=NOW + timedelta(minutes=30))
@@ -161,7 +165,7 @@ async def test_retries_give_up_once_the_message_is_no_longer_useful(setup, sink)
     assert "no longer useful" in (email.reason or "")
 
 
-async def test_refused_smtp_credentials_pause_email_without_using_up_the_message(setup, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_refused_smtp_credentials_pause_email_without_using_up_the_message(setup, sink) -> None:
     from prometheus_client import REGISTRY
 
     dispatcher, clock = setup
@@ -182,7 +186,7 @@ async def test_refused_smtp_credentials_pause_email_without_using_up_the_message
     assert await statuses(dispatcher) == {"sent": 2}
 
 
-async def test_a_reminder_due_after_the_appointment_started_is_skipped(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_a_reminder_due_after_the_appointment_started_is_skipped(setup, twilio) -> None:
     dispatcher, _ = setup
     await record_confirmation(dispatcher, "d6@example.com", "+14165550136", step="reminder_2h",
                               expires_at=NOW - timedelta(minutes=1))
@@ -191,7 +195,7 @@ async def test_a_reminder_due_after_the_appointment_started_is_skipped(setup, tw
     assert await statuses(dispatcher) == {"skipped": 2}
 
 
-async def test_an_opted_out_number_gets_nothing(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_an_opted_out_number_gets_nothing(setup, twilio) -> None:
     dispatcher, _ = setup
     await dispatcher.suppressions.suppress("sms", "+14165550137", "sms_keyword", NOW)
     await record_confirmation(dispatcher, "d7@example.com", "+14165550137")
@@ -200,7 +204,7 @@ async def test_an_opted_out_number_gets_nothing(setup, twilio) -> None:  # type:
     assert await statuses(dispatcher) == {"sent": 1, "skipped": 1}
 
 
-async def test_operators_see_the_ledger_by_status_in_the_metrics(setup) -> None:  # type: ignore[no-untyped-def]
+async def test_operators_see_the_ledger_by_status_in_the_metrics(setup) -> None:
     from prometheus_client import REGISTRY
 
     dispatcher, _ = setup
@@ -213,7 +217,7 @@ async def test_operators_see_the_ledger_by_status_in_the_metrics(setup) -> None:
     assert (pending, sent) == (2, 2)
 
 
-async def wait_until(condition, timeout: float = 15.0) -> bool:  # type: ignore[no-untyped-def]
+async def wait_until(condition, timeout: float = 15.0) -> bool:
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
         if await condition():
@@ -222,7 +226,7 @@ async def wait_until(condition, timeout: float = 15.0) -> bool:  # type: ignore[
     return False
 
 
-async def test_the_dispatcher_keeps_sending_after_the_database_was_unavailable(setup, sink) -> None:  # type: ignore[no-untyped-def]
+async def test_the_dispatcher_keeps_sending_after_the_database_was_unavailable(setup, sink) -> None:
     dispatcher, _ = setup
     stop = asyncio.Event()
     running = asyncio.create_task(dispatcher.run(stop))
@@ -245,7 +249,7 @@ async def _counts_are(dispatcher: Dispatcher, expected: dict[str, int]) -> bool:
     return await statuses(dispatcher) == expected
 
 
-async def test_a_text_that_went_out_before_its_dispatcher_died_is_not_sent_again(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_a_text_that_went_out_before_its_dispatcher_died_is_not_sent_again(setup, twilio) -> None:
     dispatcher, clock = setup
     await record_confirmation(dispatcher, "d12@example.com", "+14165550142")
     # A dispatcher claims the text, sends it and dies before recording it.
@@ -260,7 +264,7 @@ async def test_a_text_that_went_out_before_its_dispatcher_died_is_not_sent_again
         ("sms", "sent", sid), ("email", "sent", "")}
 
 
-async def test_a_text_whose_dispatcher_died_before_sending_is_sent_once_and_counted(setup, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_a_text_whose_dispatcher_died_before_sending_is_sent_once_and_counted(setup, twilio) -> None:
     from prometheus_client import REGISTRY
 
     dispatcher, clock = setup
@@ -285,7 +289,7 @@ async def record_staff_alert(dispatcher: Dispatcher, email: str, phone: str) -> 
         await dispatcher.ledger.record(connection, intents, NOW)
 
 
-async def test_a_clinician_who_once_opted_out_as_a_patient_still_gets_escalations(setup, sink, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_a_clinician_who_once_opted_out_as_a_patient_still_gets_escalations(setup, sink, twilio) -> None:
     dispatcher, _ = setup
     await dispatcher.suppressions.suppress("sms", "+14165550144", "sms_keyword", NOW)
     await dispatcher.suppressions.suppress("email", "oncall@example.com", "unsubscribe_link", NOW)
@@ -298,7 +302,7 @@ async def test_a_clinician_who_once_opted_out_as_a_patient_still_gets_escalation
     assert await statuses(dispatcher) == {"sent": 2}
 
 
-async def test_a_staff_message_that_fails_for_good_raises_an_alert(setup, sink, twilio) -> None:  # type: ignore[no-untyped-def]
+async def test_a_staff_message_that_fails_for_good_raises_an_alert(setup, sink, twilio) -> None:
     from prometheus_client import REGISTRY
 
     dispatcher, _ = setup
@@ -310,7 +314,7 @@ async def test_a_staff_message_that_fails_for_good_raises_an_alert(setup, sink, 
     assert REGISTRY.get_sample_value("clinic_notify_staff_undelivered_total", undelivered) == before + 1
 
 
-async def test_operators_see_how_many_messages_are_due_and_for_how_long(setup) -> None:  # type: ignore[no-untyped-def]
+async def test_operators_see_how_many_messages_are_due_and_for_how_long(setup) -> None:
     from prometheus_client import REGISTRY
 
     dispatcher, clock = setup

@@ -24,11 +24,11 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from faststream.kafka import KafkaBroker
 
+from shared.kafka_admin import TopicCreationRefused, ensure_topics
 from shared.kafka_security import broker_security, kafka_client_kwargs
 from shared.outbox.kafka_publisher import KafkaEventPublisher
 from shared.outbox.store import OutboxMessage
 from shared.settings import KafkaSettings
-from shared.kafka_admin import TopicCreationRefused, ensure_topics
 from shared.topics import ALL_TOPICS, APPOINTMENTS
 from tests.support.kafka_server import KafkaServer, SaslSslListener, start_kafka
 

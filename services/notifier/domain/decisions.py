@@ -224,7 +224,7 @@ def _pre_session_schedule(
     reachable = [planned for planned in plan.planned if planned.channel in channels]
     intents = intents_for(event, reachable, channels, context, expires_at=starts_at)
     unreachable = tuple(
-        SkippedStep(step=planned.step, channel=planned.channel, reason="no_consent_or_address")  # type: ignore[arg-type]
+        SkippedStep(step=planned.step, channel=planned.channel, reason="no_consent_or_address")
         for planned in plan.planned
         if planned.channel not in channels
     )

@@ -1,7 +1,6 @@
 """The aftercare service's real pieces on a fresh database, with a clock the test moves."""
 from __future__ import annotations
 
-import inspect
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -78,9 +77,7 @@ class Aftercare:
         """The clock moves on and the dispatcher sends whatever fell due (without the network)."""
         self.clock.set(moment)
         for delivery in await self.ledger.claim_due(moment, limit=100, lease=timedelta(seconds=60)):
-            # The ledger's mark_sent takes the claimed delivery (its claim token), once took its id.
-            claimed = delivery if "delivery" in inspect.signature(self.ledger.mark_sent).parameters else delivery.id
-            await self.ledger.mark_sent(claimed, f"SM{delivery.id.replace('-', '')}", moment)
+            await self.ledger.mark_sent(delivery, f"SM{delivery.id.replace('-', '')}", moment)
 
     # --- what a clinician would look at ---
 

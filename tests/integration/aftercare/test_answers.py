@@ -68,7 +68,8 @@ async def test_an_8_out_of_10_alerts_the_on_call_clinician_and_stops_the_check_i
     assert (raised["appointment_id"], raised["score"], raised["reasons"]) == ("apt-dn-1", 8, ["score_at_or_above:7"])
     assert raised["urgent_911_advice"] is False
     assert await round_2_check_ins(aftercare) == [DeliveryStatus.CANCELLED, DeliveryStatus.CANCELLED]
-    assert [(c.status, c.score) for c in await aftercare.check_ins_of("apt-dn-1")] == [("answered", 8), ("closed", None)]
+    check_ins = await aftercare.check_ins_of("apt-dn-1")
+    assert [(c.status, c.score) for c in check_ins] == [("answered", 8), ("closed", None)]
 
 
 async def test_the_on_call_alert_tells_the_clinician_who_to_call_and_what_they_said(aftercare: Aftercare) -> None:
@@ -93,7 +94,8 @@ async def test_a_2_out_of_10_is_reassured_and_tomorrows_check_in_is_called_off(a
 
     assert outcome.decision is not None and outcome.decision.action is TriageAction.REASSURE
     assert "normal" in (outcome.response_text or "")
-    assert [(c.status, c.score) for c in await aftercare.check_ins_of("apt-dn-1")] == [("answered", 2), ("closed", None)]
+    check_ins = await aftercare.check_ins_of("apt-dn-1")
+    assert [(c.status, c.score) for c in check_ins] == [("answered", 2), ("closed", None)]
     assert await round_2_check_ins(aftercare) == [DeliveryStatus.CANCELLED, DeliveryStatus.CANCELLED]
     assert await aftercare.messages("staff_alert") == []
     [recorded] = await aftercare.published("ReplyRecorded", AFTERCARE_RECORDS)

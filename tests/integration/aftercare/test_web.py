@@ -6,6 +6,7 @@ import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from xml.etree import ElementTree
 
 import httpx
@@ -66,7 +67,7 @@ def a_link_from_eight_days_ago(aftercare: Aftercare, payload: dict[str, object])
     return aftercare.links.encrypt_token("check-in", payload, issued_at=datetime.now(UTC) - timedelta(days=8))
 
 
-async def a_visit_at_round_1(aftercare: Aftercare, **who: object) -> str:
+async def a_visit_at_round_1(aftercare: Aftercare, **who: Any) -> str:
     await aftercare.visit_completed(**who)
     await aftercare.time_passes_until(ROUND_1 + timedelta(hours=1))
     [round_1, _] = await aftercare.check_ins_of("apt-dn-1")
@@ -75,7 +76,10 @@ async def a_visit_at_round_1(aftercare: Aftercare, **who: object) -> str:
 
 # --- Twilio's inbound-text webhook ---
 
-async def test_a_signed_text_from_the_patient_is_answered_in_twiml(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
+async def test_a_signed_text_from_the_patient_is_answered_in_twiml(
+    aftercare: Aftercare,
+    web: httpx.AsyncClient,
+) -> None:
     await a_visit_at_round_1(aftercare)
     params = text_from(PATIENT_PHONE, "8")
 
@@ -101,7 +105,10 @@ async def test_twilio_retrying_a_text_gets_the_same_answer_and_it_is_recorded_on
     assert len(await aftercare.replies()) == 1
 
 
-async def test_a_stop_twilio_already_confirmed_gets_an_empty_answer(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
+async def test_a_stop_twilio_already_confirmed_gets_an_empty_answer(
+    aftercare: Aftercare,
+    web: httpx.AsyncClient,
+) -> None:
     await a_visit_at_round_1(aftercare)
     params = text_from(PATIENT_PHONE, "STOP", OptOutType="STOP")
 
@@ -147,7 +154,10 @@ async def test_a_score_is_recorded_by_its_button_once_and_the_second_time_says_s
     assert [(r.via, r.score) for r in await aftercare.replies()] == [("web", 5)]
 
 
-async def test_a_french_speaking_patient_sees_the_score_pages_in_french(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
+async def test_a_french_speaking_patient_sees_the_score_pages_in_french(
+    aftercare: Aftercare,
+    web: httpx.AsyncClient,
+) -> None:
     check_in = await a_visit_at_round_1(aftercare, locale="fr-CA")
     two = path_of(aftercare.links.score_urls(check_in)[2]["url"])
 
@@ -175,7 +185,10 @@ async def test_the_check_in_page_offers_every_score_from_0_to_10(aftercare: Afte
     assert await aftercare.replies() == []
 
 
-async def test_a_high_score_clicked_on_the_web_shows_the_911_advice(aftercare: Aftercare, web: httpx.AsyncClient) -> None:
+async def test_a_high_score_clicked_on_the_web_shows_the_911_advice(
+    aftercare: Aftercare,
+    web: httpx.AsyncClient,
+) -> None:
     check_in = await a_visit_at_round_1(aftercare)
 
     response = await web.post(path_of(aftercare.links.score_urls(check_in)[9]["url"]))

@@ -59,7 +59,9 @@ class CountingPattern:
         self.pattern = pattern
         self.scan = scan
 
-    def _count(self, string: str, pos: int = 0, endpos: int | None = None, stops_at: int | None = None) -> None:
+    def _count(self, string: str, *args: Any, stops_at: int | None = None) -> None:
+        pos: int = args[0] if args else 0
+        endpos: int | None = args[1] if len(args) > 1 else None
         end = len(string) if endpos is None else min(endpos, len(string))
         self.scan.add(max(0, (end if stops_at is None else stops_at) - pos))
 

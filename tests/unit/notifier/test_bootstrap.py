@@ -60,7 +60,7 @@ def settings(tmp_path: Path) -> NotifierSettings:
 
 
 @pytest.fixture
-async def parts_and_outbox(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def parts_and_outbox(tmp_path: Path):
     outbox = Outbox()
     parts = bootstrap.build(settings(tmp_path), clock=FixedClock(NOW), email=Email(outbox), sms=Sms(outbox))
     await create_tables(parts.engine, SCHEMA)
@@ -68,14 +68,14 @@ async def parts_and_outbox(tmp_path: Path):  # type: ignore[no-untyped-def]
     await bootstrap.close(parts)
 
 
-async def test_building_the_notifier_starts_nothing(parts_and_outbox) -> None:  # type: ignore[no-untyped-def]
+async def test_building_the_notifier_starts_nothing(parts_and_outbox) -> None:
     parts, _ = parts_and_outbox
     assert [worker.name for worker in parts.workers] == ["consumer", "dispatcher", "outbox-relay", "web"]
     assert not parts.broker.running and parts.health.ok
     assert parts.own_channels == ()  # the channels were given: closing them is the caller's business
 
 
-async def test_a_booking_handled_by_the_notifier_is_confirmed_by_email_and_sms_once(parts_and_outbox) -> None:  # type: ignore[no-untyped-def]
+async def test_a_booking_handled_by_the_notifier_is_confirmed_by_email_and_sms_once(parts_and_outbox) -> None:
     parts, outbox = parts_and_outbox
     event = booked("apt-1", in_hours(72, NOW))
     decision = await parts.handler(event)

@@ -16,7 +16,7 @@ NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(tmp_path: Path):  # type: ignore[no-untyped-def]
+async def store(tmp_path: Path):
     engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/notifier.db")
     await create_tables(engine, SCHEMA)
     yield AppointmentStateStore(engine)
