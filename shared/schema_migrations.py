@@ -1,8 +1,9 @@
 """Schema migrations: each service's Alembic revisions, run at start-up and by `clinic-notify db`.
 
 A service keeps its revisions in `services/<name>/migrations/` and its own version table
-(`alembic_version_<service>`), so services could even share one database without mixing up their
-histories. `upgrade_to_head` is what a service calls before it serves:
+(`alembic_version_<service>`): services sharing one database would not mix up their histories (the
+notifier and aftercare still need a database each, as both have a `deliveries` table).
+`upgrade_to_head` is what a service calls before it serves:
 
 - on PostgreSQL it first takes a transaction-scoped advisory lock: instances that start together
   upgrade one after the other, the later ones finding the schema already at head;
