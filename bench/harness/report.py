@@ -59,6 +59,8 @@ def markdown(results: dict[str, Any]) -> str:
         "limit or peer measured in the same run.",
         "",
     ]
+    for name, error in results.get("failed", {}).items():
+        parts += [f"**{name} failed** in this run: `{error[:300]}`", ""]
     sections = results["sections"]
     loads = results.get("load_average_by_section", {})
 

@@ -120,15 +120,6 @@ class Stack:
             self.kafka = start_kafka(self.workdir / f"kafka-{uuid.uuid4().hex[:6]}")
         return self.kafka
 
-    def fresh_kafka(self) -> KafkaServer:
-        """A broker with no events yet: a new consumer group reads its topics from the start, so events
-        an earlier benchmark left would be consumed again."""
-        if self.kafka is not None:
-            self.kafka.stop()
-            shutil.rmtree(self.kafka.data_dir, ignore_errors=True)
-            self.kafka = None
-        return self.ensure_kafka()
-
     def ensure_postgres(self) -> PostgresServer:
         if self.postgres is None:
             self.postgres = start_postgres(self.workdir / "postgres")
