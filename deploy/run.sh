@@ -20,6 +20,8 @@ SMTP_PORT=1025
 TWILIO_PORT=8030
 BOOKING_PORT=8010
 AFTERCARE_PORT=8040
+NOTIFIER_PORT=8020
+BOOKING_METRICS=9100
 NOTIFIER_METRICS=9101
 AFTERCARE_METRICS=9102
 CONSOLE_PORT=8050
@@ -188,8 +190,8 @@ fi
 if [[ "$(bash "$KAFKA_SH" status --data-dir "$RUN/kafka" 2>/dev/null)" == running* ]]; then
     die "a broker already runs from .run/kafka (another run.sh?); stop it: bash deploy/kafka/kafka.sh stop"
 fi
-ports=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$SMTP_PORT" "$TWILIO_PORT" "$BOOKING_PORT" "$NOTIFIER_METRICS"
-       "$CONSOLE_PORT")
+ports=("$KAFKA_PORT" "$KAFKA_CONTROLLER_PORT" "$SMTP_PORT" "$TWILIO_PORT" "$BOOKING_PORT" "$BOOKING_METRICS"
+       "$NOTIFIER_PORT" "$NOTIFIER_METRICS" "$CONSOLE_PORT")
 $with_aftercare && ports+=("$AFTERCARE_PORT" "$AFTERCARE_METRICS")
 for port in "${ports[@]}"; do
     port_in_use "$port" && die "port $port on 127.0.0.1 is already in use (another run.sh?)"
@@ -224,6 +226,11 @@ export LINK_SECRET
 export BOOKING_API_KEYS="$API_KEY" BOOKING_HTTP_HOST=127.0.0.1 BOOKING_HTTP_PORT="$BOOKING_PORT"
 export NOTIFIER_DATABASE_URL="sqlite+aiosqlite:///$RUN/notifier.db"
 export NOTIFIER_METRICS_PORT="$NOTIFIER_METRICS"
+export BOOKING_METRICS_HOST=127.0.0.1 BOOKING_METRICS_PORT="$BOOKING_METRICS"
+# The sandbox reports each SMS's fate to the service that sent it, as Twilio does.
+export NOTIFIER_HTTP_HOST=127.0.0.1 NOTIFIER_HTTP_PORT="$NOTIFIER_PORT"
+export NOTIFIER_PUBLIC_STATUS_CALLBACK_URL="http://127.0.0.1:$NOTIFIER_PORT/twilio/status"
+export AFTERCARE_PUBLIC_STATUS_CALLBACK_URL="http://127.0.0.1:$AFTERCARE_PORT/twilio/status"
 export AFTERCARE_DATABASE_URL="sqlite+aiosqlite:///$RUN/aftercare.db"
 export AFTERCARE_HTTP_HOST=127.0.0.1 AFTERCARE_HTTP_PORT="$AFTERCARE_PORT"
 export AFTERCARE_METRICS_PORT="$AFTERCARE_METRICS"
@@ -251,7 +258,7 @@ start_process booking_events service \
 start_process notifier service "$PY" -m services.notifier
 $with_aftercare && start_process aftercare service "$PY" -m services.aftercare
 wait_until booking_events http_ok "http://127.0.0.1:$BOOKING_PORT/healthz"
-wait_until notifier http_ok "http://127.0.0.1:$NOTIFIER_METRICS/metrics"
+wait_until notifier http_ok "http://127.0.0.1:$NOTIFIER_PORT/healthz"
 $with_aftercare && wait_until aftercare http_ok "http://127.0.0.1:$AFTERCARE_PORT/healthz"
 # Its token and database URLs reach the console alone (assignments before a function call).
 CONSOLE_TOKEN="$(cat "$RUN/console-token")" CONSOLE_PORT="$CONSOLE_PORT" \
