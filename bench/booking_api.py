@@ -40,7 +40,7 @@ def start_booking(stack: Stack, database_url: str, name: str) -> tuple[str, Any]
     return url, service
 
 
-SIZES = {"quick": (50.0, 2.0), "medium": (200.0, 10.0), "full": (500.0, 20.0)}
+SIZES = {"quick": (50.0, 2.0), "medium": (100.0, 5.0), "full": (500.0, 20.0)}
 
 
 def run(stack: Stack, form: str) -> dict[str, Any]:

@@ -166,7 +166,7 @@ async def _release_range(url: str, tag: str, first: int, end: int) -> None:
 
 
 # Reminders due at once, the batch killed mid-way, Redis visibility timeout (s).
-SIZES = {"quick": (200, 150, 15.0), "medium": (1_000, 600, 30.0), "full": (100_000, 3_000, 60.0)}
+SIZES = {"quick": (200, 150, 15.0), "medium": (400, 300, 30.0), "full": (100_000, 3_000, 60.0)}
 
 
 def run(stack: Stack, form: str) -> dict[str, Any]:

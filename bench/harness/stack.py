@@ -83,7 +83,10 @@ class SinkProcess:
     def mails(self) -> list[dict[str, Any]]:
         if not self.record.exists():
             return []
-        return [json.loads(line) for line in self.record.read_text().splitlines() if line.strip()]
+        text = self.record.read_text()
+        # The sink may be writing the last line right now: only whole lines are read.
+        complete = text[: text.rfind("\n") + 1]
+        return [json.loads(line) for line in complete.splitlines() if line.strip()]
 
     def forget(self) -> None:
         self.record.write_text("")
