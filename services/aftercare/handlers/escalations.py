@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+from prometheus_client import Gauge
 from sqlalchemy import Row, and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -47,6 +48,16 @@ from shared.outbox.store import Outbox
 from shared.topics import AFTERCARE_ALERTS
 
 log = get_logger(__name__)
+
+UNACKNOWLEDGED = Gauge(
+    "clinic_notify_escalations_unacknowledged",
+    "Escalations nobody has acknowledged yet, by state (open: still paging; exhausted: everyone was paged)",
+    ["status"],
+)
+OLDEST_UNACKNOWLEDGED = Gauge(
+    "clinic_notify_escalation_oldest_unacknowledged_age_seconds",
+    "Age of the oldest escalation nobody has acknowledged (0 when there is none)",
+)
 LINK_PURPOSE = "escalation-ack"
 
 
@@ -95,6 +106,7 @@ class EscalationDesk:
             timeout = self.idle_poll.total_seconds()
             try:
                 await self.advance_due()
+                await self.report_unacknowledged()
                 due = await self.next_due_at()
                 if due is not None:
                     timeout = max(0.0, min(timeout, (due - self.clock.now()).total_seconds()))
@@ -107,6 +119,23 @@ class EscalationDesk:
             finally:
                 for waiter in waiters:
                     waiter.cancel()
+
+    async def report_unacknowledged(self) -> None:
+        """What the alert rules watch: escalations nobody acknowledged, and how old the oldest is."""
+        waiting = (EscalationStatus.OPEN, EscalationStatus.EXHAUSTED)
+        async with self.engine.connect() as connection:
+            rows = (await connection.execute(
+                select(escalations.c.status, func.count(), func.min(escalations.c.raised_at))
+                .where(escalations.c.status.in_(waiting)).group_by(escalations.c.status)
+            )).all()
+        counts = {status: 0 for status in waiting}
+        oldest: datetime | None = None
+        for status, count, raised_at in rows:
+            counts[EscalationStatus(status)] = count
+            oldest = raised_at if oldest is None or (raised_at is not None and raised_at < oldest) else oldest
+        for status, count in counts.items():
+            UNACKNOWLEDGED.labels(status.value).set(count)
+        OLDEST_UNACKNOWLEDGED.set(0 if oldest is None else max(0.0, (self.clock.now() - oldest).total_seconds()))
 
     async def next_due_at(self) -> datetime | None:
         async with self.engine.connect() as connection:

@@ -204,3 +204,24 @@ async def test_the_on_call_email_carries_the_acknowledgement_link_and_reference(
         email.template, email.locale, composer.render_context(email.context, "email", email.recipient, email.locale))
     assert email.context["extra"]["acknowledge_url"] in rendered.text
     assert f"OK {reference}" in rendered.text
+
+
+async def test_operators_see_how_many_escalations_nobody_acknowledged_and_for_how_long(
+    aftercare: Aftercare, web: httpx.AsyncClient,
+) -> None:
+    from prometheus_client import REGISTRY
+
+    def gauge(name: str, **labels: str) -> float | None:
+        return REGISTRY.get_sample_value(name, labels)
+
+    reference = await a_red_flag_reply(aftercare)
+    desk = aftercare.parts.escalations
+    aftercare.clock.set(RAISED + 10 * MINUTE)
+    await desk.report_unacknowledged()
+    assert gauge("clinic_notify_escalations_unacknowledged", status="open") == 1
+    assert gauge("clinic_notify_escalation_oldest_unacknowledged_age_seconds") == 600
+
+    await text_in(web, ON_CALL_PHONE, f"OK {reference}")
+    await desk.report_unacknowledged()
+    assert gauge("clinic_notify_escalations_unacknowledged", status="open") == 0
+    assert gauge("clinic_notify_escalation_oldest_unacknowledged_age_seconds") == 0
