@@ -27,13 +27,18 @@ def record_figures(scale: Scale) -> Callable[[report.ScenarioFigures], None]:
 
 
 @pytest.fixture
-def chaos_dir() -> Iterator[Path]:
+def chaos_dir(request: pytest.FixtureRequest) -> Iterator[Path]:
     """A directory of the test's own, outside pytest's basetemp: a concurrent pytest session on the same
-    machine prunes older basetemps, which would delete a running service's SQLite database."""
+    machine prunes older basetemps, which would delete a running service's SQLite database. Kept when
+    the test fails (databases and logs), removed otherwise."""
     path = Path(tempfile.mkdtemp(prefix="clinic-notify-chaos-"))
     path.chmod(0o755)  # postgres.sh runs the server as its own user, which must reach its data dir
     yield path
-    shutil.rmtree(path, ignore_errors=True)
+    outcome = getattr(request.node, "rep_call", None)
+    if outcome is not None and outcome.failed:
+        print(f"chaos: databases and logs kept in {path}")
+    else:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 @pytest.fixture
