@@ -125,6 +125,7 @@ def start_broker(data_dir: Path, port: int, controller_port: int, attempts: int 
     raise AssertionError("unreachable")
 
 
+@pytest.mark.chaos_open
 def test_broker_killed_and_postgres_restarted_mid_run_the_services_resume_by_themselves(
     chaos_system: StartSystem, scale: Scale, record_figures: Record, chaos_dir: Path,
 ) -> None:
@@ -209,6 +210,7 @@ def test_smtp_down_twilio_storms_and_refused_credentials_then_everything_deliver
 CHANGE_TOLERANCE_S = 2.0  # the notifier's own transaction applying the change (a batch of events)
 
 
+@pytest.mark.chaos_open
 def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_are_applied(
     kafka: KafkaServer, chaos_system: StartSystem, scale: Scale, record_figures: Record,
 ) -> None:
@@ -301,6 +303,7 @@ def _utc(moment: datetime | str) -> datetime:
 # 5 ---------------------------------------------------------------------------------------------
 
 
+@pytest.mark.chaos_open
 @pytest.mark.postgres
 def test_two_notifiers_on_postgresql_with_slow_smtp_send_each_message_once(
     kafka: KafkaServer, postgres: PostgresServer, chaos_system: StartSystem, scale: Scale, record_figures: Record,
