@@ -58,7 +58,9 @@ async def start_groups_at_end(bootstrap: str, groups: dict[str, str]) -> None:
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
+            await consumer.topics()  # fetches the cluster's metadata
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             await consumer.commit({tp: offset for tp, offset in ends.items()})
         finally:

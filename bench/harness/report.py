@@ -143,7 +143,10 @@ def markdown(results: dict[str, Any]) -> str:
                   "in the worker's memory until due; on Redis an unacknowledged task is redelivered after the "
                   "visibility timeout, so with acks_late a task that ran but was not acknowledged before the kill "
                   "is sent again. The notifier's ledger row holds a claim with a 60 s lease: a row in flight at the "
-                  "kill is taken up again after the lease, with the same Message-ID.", ""]
+                  "kill is taken up again after the lease, with the same Message-ID (a resend: the duplicated column). "
+                  "Lost means not received by the end of the wait after the restart: for the peer, its visibility "
+                  "timeout plus at least 60 s; for the notifier (lease 60 s), at least 150 s. A Redis task "
+                  "restored later than that would still arrive, later than its due time by minutes.", ""]
     return "\n".join(parts)
 
 
