@@ -60,6 +60,8 @@ async def start_groups_at_end(bootstrap: str, groups: dict[str, str]) -> None:
         try:
             await consumer.topics()  # fetches the cluster's metadata
             partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
+            if not partitions:  # a topic just created holds nothing older to skip
+                continue
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             await consumer.commit({tp: offset for tp, offset in ends.items()})
