@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = [pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
+# It installs Redis and runs every benchmark: minutes on two cores, so it runs when asked for (-m bench).
+pytestmark = [pytest.mark.bench, pytest.mark.e2e, pytest.mark.kafka, pytest.mark.postgres]
 
 REPO = Path(__file__).resolve().parents[2]
 
