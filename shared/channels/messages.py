@@ -67,7 +67,10 @@ class SmsSender(Protocol):
 
 @runtime_checkable
 class SmsHistory(Protocol):
-    async def find_sent(self, message: SmsMessage, since: datetime) -> str | None:
+    async def find_sent(
+        self, message: SmsMessage, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         """The provider's id of this exact message (same recipient and body) sent since `since`,
-        if there is one: asked before resending a message whose earlier attempt has an unknown outcome."""
+        if there is one: asked before resending a message whose earlier attempt has an unknown outcome.
+        Ids in `exclude` (already on record for other messages with the same words) are not it."""
         ...

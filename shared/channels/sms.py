@@ -120,7 +120,9 @@ class TwilioSmsSender:
             raise TransientDeliveryError("Twilio answered without a message sid")
         return sid
 
-    async def find_sent(self, message: SmsMessage, since: datetime) -> str | None:
+    async def find_sent(
+        self, message: SmsMessage, since: datetime, exclude: frozenset[str] = frozenset()
+    ) -> str | None:
         """The sid of this exact text (recipient, body, our sender) sent since `since`, if any
         (Messages list filtered by To and DateSent>)."""
         client = self._client_in_running_loop()
@@ -134,7 +136,8 @@ class TwilioSmsSender:
         for sent in found:
             ours = sent.messaging_service_sid == self._messaging_service_sid if self._messaging_service_sid \
                 else sent.from_ == self._from_number
-            if ours and sent.body == message.body and str(sent.direction or "").startswith("outbound"):
+            if ours and sent.body == message.body and str(sent.direction or "").startswith("outbound") \
+                    and sent.sid not in exclude:
                 sid: str | None = sent.sid
                 if sid:
                     return sid

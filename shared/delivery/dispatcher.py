@@ -263,7 +263,9 @@ class Dispatcher:
         text = self.composer.sms(delivery)
         if unknown_since is not None:
             if isinstance(self.sms, SmsHistory):
-                found = await self.sms.find_sent(text, unknown_since - PROVIDER_CLOCK_SKEW)
+                # An identical text to this number already on record is another message's, not this one's.
+                recorded = await self.ledger.provider_ids_to(delivery.channel, delivery.recipient)
+                found = await self.sms.find_sent(text, unknown_since - PROVIDER_CLOCK_SKEW, recorded)
                 if found is not None:
                     log.info("message_found_already_sent", delivery_id=delivery.id, channel="sms")
                     return found

@@ -358,6 +358,18 @@ class DeliveryLedger:
 
     # --- for operators ---
 
+    async def provider_ids_to(self, channel: str, recipient: str) -> frozenset[str]:
+        """The provider's ids of every message to this address already on record."""
+        async with self.engine.connect() as connection:
+            result = await connection.execute(
+                select(deliveries.c.provider_id).where(
+                    deliveries.c.channel == channel,
+                    deliveries.c.recipient == recipient,
+                    deliveries.c.provider_id.is_not(None),
+                )
+            )
+            return frozenset(row.provider_id for row in result)
+
     async def counts_by_status(self) -> dict[str, int]:
         async with self.engine.connect() as connection:
             result = await connection.execute(

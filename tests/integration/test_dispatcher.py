@@ -324,3 +324,21 @@ async def test_operators_see_how_many_messages_are_due_and_for_how_long(setup) -
     labels = {"service": "notifier"}
     assert REGISTRY.get_sample_value("clinic_notify_ledger_due_messages", labels) == 2
     assert REGISTRY.get_sample_value("clinic_notify_ledger_oldest_due_age_seconds", labels) == 300
+
+
+async def test_an_earlier_identical_text_already_on_record_is_not_taken_for_a_lost_one(setup, twilio) -> None:
+    dispatcher, clock = setup
+    # Two messages with the same words to the same number (two steps rendering the same text):
+    # the first is sent and recorded; the second's dispatcher dies before sending it.
+    await record_confirmation(dispatcher, "d15@example.com", "+14165550145", step="confirmation")
+    await dispatcher.dispatch_due()
+    [first] = [m["sid"] for m in twilio.messages("+14165550145")]
+    await record_confirmation(dispatcher, "d15@example.com", "+14165550145", step="confirmation_again")
+    await dispatcher.ledger.claim_due(clock.now(), 10, timedelta(seconds=60), channel="sms")
+    clock.advance(timedelta(seconds=61))
+    await dispatcher.dispatch_due()
+    sids = [m["sid"] for m in twilio.messages("+14165550145")]
+    assert len(sids) == 2 and first in sids
+    async with dispatcher.ledger.engine.connect() as connection:
+        rows = await dispatcher.ledger.for_appointment(connection, "apt-0145")
+    assert sorted(d.provider_id or "" for d in rows if d.channel == "sms") == sorted(sids)
