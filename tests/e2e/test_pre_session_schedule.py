@@ -54,15 +54,21 @@ def test_a_reschedule_moves_every_pending_message_to_the_new_time_and_none_arriv
 
     wait_until(old_start.timestamp() + 1)
     before = arrivals(system, patient)
-    assert sorted(a.channel for a in before) == ["email", "email", "sms", "sms"], before  # confirmation + notice
+    # The notice on both channels; a confirmation goes out on a channel only if its send began before the
+    # reschedule was applied (one still waiting would name a time that no longer holds).
+    notices = [a.channel for a in before if "moved" in a.text.lower()]
+    confirmations = [a.channel for a in before if "moved" not in a.text.lower()]
+    assert sorted(notices) == ["email", "sms"], before
+    assert len(confirmations) == len(set(confirmations)) and set(confirmations) <= {"email", "sms"}, before
+    earlier = len(before)
 
-    after = wait_for_count(system, patient, 7, timeout=30)
-    scheduled = after[4:]
+    after = wait_for_count(system, patient, earlier + 3, timeout=30)
+    scheduled = after[earlier:]
     assert [a.channel for a in scheduled] == ["email", "sms", "sms"]
     for arrival, offset in zip(scheduled, (12, 8, 4), strict=True):
         assert arrival.at == pytest.approx(new_start.timestamp() - offset + ON_TIME / 2, abs=ON_TIME / 2 + 0.2)
     wait_until(new_start.timestamp() + 2)
-    assert len(arrivals(system, patient)) == 7
+    assert len(arrivals(system, patient)) == earlier + 3
 
 
 def test_a_cancelled_appointment_gets_nothing_after_its_cancellation_notice(system: System) -> None:
@@ -72,8 +78,13 @@ def test_a_cancelled_appointment_gets_nothing_after_its_cancellation_notice(syst
     system.change(booking["appointment_id"], "cancel")
     wait_until(start.timestamp() + 2)
     found = arrivals(system, patient)
-    assert len(found) == 4  # confirmation and cancellation notice, by email and SMS
-    assert "cancel" in found[-1].text.lower() or "cancel" in found[-2].text.lower()
+    # The cancellation notice by email and SMS, last; a confirmation only on a channel whose send began
+    # before the cancellation was applied; nothing else (no guidance, no reminder).
+    notices = [a for a in found if "cancel" in a.text.lower()]
+    assert sorted(a.channel for a in notices) == ["email", "sms"], found
+    assert all("cancel" in a.text.lower() for a in found[-2:]), found
+    others = [a.channel for a in found if a not in notices]
+    assert len(others) == len(set(others)) and set(others) <= {"email", "sms"}, found
 
 
 def test_a_notifier_stopped_across_a_due_time_sends_the_message_once_on_its_return(system: System) -> None:
