@@ -101,7 +101,7 @@ async def consume(bootstrap_servers: str, expected: int, prefix: str) -> Receive
                 batches = await consumer.getmany(timeout_ms=1000)
                 for records in batches.values():
                     for record in records:
-                        if record.key.decode().startswith(prefix):
+                        if record.key is not None and record.key.decode(errors="replace").startswith(prefix):
                             received.append((record.key, record.value, dict(record.headers)))
     finally:
         await consumer.stop()
