@@ -159,6 +159,7 @@ def chaos_env(bootstrap: str, sink: SmtpSink, twilio: TwilioSandbox, tmp: Path, 
         "BOOKING_METRICS_PORT": str(free_port()),
         "NOTIFIER_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/notifier.db",
         "NOTIFIER_METRICS_PORT": str(free_port()),
+        "NOTIFIER_HTTP_PORT": str(free_port()),
         "NOTIFIER_GROUP_ID": f"notifier-chaos-{uuid.uuid4().hex[:6]}",
         "AFTERCARE_DATABASE_URL": f"sqlite+aiosqlite:///{tmp}/aftercare.db",
         "AFTERCARE_HTTP_PORT": str(aftercare_port),
@@ -181,7 +182,9 @@ def start_system(bootstrap: str, tmp: Path, *, notifiers: int = 1, **overrides: 
         count = notifiers if name == "notifier" else 1
         services[name] = [
             ServiceProcess(f"{name}-{n}", f"services.{name}",
-                           env | ({"NOTIFIER_METRICS_PORT": str(free_port())} if n else {}),
+                           # Each notifier instance on ports of its own (metrics, health and status callbacks).
+                           env | ({"NOTIFIER_METRICS_PORT": str(free_port()),
+                                   "NOTIFIER_HTTP_PORT": str(free_port())} if n else {}),
                            tmp / f"{name}-{n}.log", f"{name}_started")
             for n in range(count)
         ]
