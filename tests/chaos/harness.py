@@ -93,8 +93,14 @@ class Contact:
                 "locale": "en-CA", "time_zone": "America/Toronto", "consent": {"email": email, "sms": sms}}
 
 
+# Systems of one session share the broker and its topics, and a new system's consumer groups read
+# them from the start: each system books on area codes of its own, so an earlier system's patients
+# are never counted as this one's.
+_SYSTEM_ORDINALS: dict[str, int] = {}
+
+
 def contact(run: str, index: int) -> Contact:
-    area = AREA_CODES[index // 10_000]
+    area = AREA_CODES[(_SYSTEM_ORDINALS.get(run, 0) + index // 10_000) % len(AREA_CODES)]
     return Contact(f"chaos.{run}.{index}@example.com", f"+1{area}555{index % 10_000:04d}", f"pt-{run}-{index}")
 
 
@@ -106,6 +112,9 @@ class ChaosSystem:
     twilio: TwilioSandbox
     tmp: Path
     run: str = field(default_factory=lambda: uuid.uuid4().hex[:6])
+
+    def __post_init__(self) -> None:
+        _SYSTEM_ORDINALS[self.run] = len(_SYSTEM_ORDINALS)
 
     @property
     def booking_url(self) -> str:
