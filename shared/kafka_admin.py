@@ -1,6 +1,7 @@
 """Creating the system's topics on the broker, and waiting for the broker at start-up."""
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
@@ -88,3 +89,19 @@ async def wait_for_broker_and_ensure_topics(kafka: KafkaSettings | str, timeout_
                     f"Kafka at {kafka.bootstrap_servers} did not answer within {timeout_seconds:.0f}s: {error!r}"
                 ) from error
             await asyncio.sleep(1.0)
+
+
+async def broker_ready_unless_stopped(
+    kafka: KafkaSettings, stop: asyncio.Event, timeout_seconds: float = 120.0
+) -> bool:
+    """Wait for the broker and its topics; False when the service is told to stop first.
+    Raises if the broker never answers."""
+    waiting = asyncio.create_task(wait_for_broker_and_ensure_topics(kafka, timeout_seconds))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not waiting.done():
+        waiting.cancel()
+        return False
+    waiting.result()
+    return True

@@ -35,7 +35,7 @@ from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.status_reports import ProviderStatusReports
 from shared.delivery.wiring import build_channels, checked_catalogue, dispatch_options, patient_links
-from shared.kafka_admin import wait_for_broker_and_ensure_topics
+from shared.kafka_admin import broker_ready_unless_stopped
 from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.suppressions import SuppressionList
@@ -186,7 +186,7 @@ async def run(parts: AftercareParts, stop: asyncio.Event) -> None:
     settings = parts.settings
     try:
         await upgrade_to_head(parts.engine, migrations.MIGRATIONS)
-        if not await _broker_ready(settings, stop):
+        if not await broker_ready_unless_stopped(settings.common.kafka, stop):
             return
         serve_metrics(settings.metrics_port, settings.metrics_host)
         # `aftercare_started` is logged by the consumer once the broker has started.
@@ -196,16 +196,3 @@ async def run(parts: AftercareParts, stop: asyncio.Event) -> None:
             await channel.close()
         await parts.engine.dispose()
         log.info("aftercare_stopped")
-
-
-async def _broker_ready(settings: AftercareSettings, stop: asyncio.Event) -> bool:
-    """Wait for the broker and its topics; False when told to stop first. Raises if it never answers."""
-    waiting = asyncio.create_task(wait_for_broker_and_ensure_topics(settings.common.kafka))
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not waiting.done():
-        waiting.cancel()
-        return False
-    waiting.result()
-    return True

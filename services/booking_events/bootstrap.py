@@ -22,7 +22,7 @@ from services.booking_events.workers import idempotency_purge_worker, outbox_rel
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
 from shared.database import create_engine
-from shared.kafka_admin import wait_for_broker_and_ensure_topics
+from shared.kafka_admin import broker_ready_unless_stopped
 from shared.observability import get_logger
 from shared.outbox.kafka_publisher import EventPublisher, KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
@@ -103,27 +103,10 @@ async def run(parts: BookingParts, stop: asyncio.Event) -> None:
         log.warning("no_api_keys_configured", hint="set BOOKING_API_KEYS; every request will be refused")
     try:
         await upgrade_to_head(parts.engine, MIGRATIONS)
-        if not await _broker_ready(settings, stop):
+        if not await broker_ready_unless_stopped(settings.common.kafka, stop, settings.kafka_startup_wait_s):
             return
         log.info("booking_events_started", http_port=settings.http_port, metrics_port=settings.metrics_port)
         await supervise(workers(parts), stop, parts.health)
     finally:
         await parts.engine.dispose()
         log.info("booking_events_stopped")
-
-
-async def _broker_ready(settings: BookingSettings, stop: asyncio.Event) -> bool:
-    """Wait for the broker and its topics; False when told to stop first. Raises if it never answers."""
-    waiting = asyncio.create_task(
-        wait_for_broker_and_ensure_topics(
-            settings.common.kafka, settings.kafka_startup_wait_s
-        )
-    )
-    stopping = asyncio.create_task(stop.wait())
-    await asyncio.wait([waiting, stopping], return_when=asyncio.FIRST_COMPLETED)
-    stopping.cancel()
-    if not waiting.done():
-        waiting.cancel()
-        return False
-    waiting.result()
-    return True
