@@ -14,8 +14,8 @@ import os
 from typing import Any
 
 import aiosmtplib
-from celery import Celery  # type: ignore[import-untyped]  # celery ships no type information
-from celery.signals import worker_process_init  # type: ignore[import-untyped]  # nor do its modules
+from celery import Celery
+from celery.signals import worker_process_init
 
 app = Celery("reminders", broker=os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0"))
 app.conf.update(
