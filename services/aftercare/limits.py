@@ -2,9 +2,10 @@
 
 - A body larger than its limit is refused with 413: at once when `Content-Length` says so (nothing is
   read), otherwise as soon as what arrives goes past the limit (nothing more is read).
-- Multipart bodies are refused with 415 where a form is read (the webhook, the note): nothing we
-  serve takes files. The one-click unsubscribe (RFC 8058 allows multipart) reads no body at all.
-- Each client address has a small token bucket per kind of endpoint; an empty bucket answers 429.
+- Multipart bodies are refused with 415 where a form is read (the webhook, the note, the screening
+  form): nothing we serve takes files. The one-click unsubscribe (RFC 8058 allows multipart) reads no body at all.
+- Each client address has a small token bucket per kind of endpoint; an empty bucket answers 429. The
+  patient pages (check-in, unsubscribe, pre-visit screening form) share the "page" bucket.
 """
 from __future__ import annotations
 
@@ -63,8 +64,8 @@ def rule_for(method: str, path: str, limits: PublicLimits) -> EdgeRule | None:
     """The rule of a public endpoint, or None (health checks and staff pages are not limited here)."""
     if path == "/twilio/inbound":
         return EdgeRule("webhook", limits.webhook_body_bytes, True, limits.webhook_per_minute, limits.webhook_burst)
-    if path.startswith(("/check-in/", "/unsubscribe/")):
-        reads_form = method == "POST" and path.endswith("/note")
+    if path.startswith(("/check-in/", "/unsubscribe/", "/screening/")):
+        reads_form = method == "POST" and (path.endswith("/note") or path.startswith("/screening/"))
         return EdgeRule("page", limits.page_body_bytes, reads_form, limits.page_per_minute, limits.page_burst)
     return None
 

@@ -12,12 +12,16 @@ from pathlib import Path
 
 import httpx
 import pytest
+from sqlalchemy import select
 from twilio.request_validator import RequestValidator
 
+from services.aftercare.tables import screenings
+from shared.screening_links import ScreeningClaims, screening_token
 from tests.integration.aftercare.conftest import (
     PATIENT_PHONE,
     ROUND_1,
     TWILIO_AUTH_TOKEN,
+    VISIT_ENDS,
     Aftercare,
     aftercare_on,
 )
@@ -195,3 +199,23 @@ async def test_a_client_that_keeps_opening_pages_is_told_to_slow_down_and_others
 
         assert statuses == [200, 200, 200, 429, 429]
         assert other.status_code == 200
+
+
+async def test_a_client_that_keeps_sending_the_screening_form_is_told_to_slow_down(tmp_path: Path) -> None:
+    async with aftercare_on(f"sqlite+aiosqlite:///{tmp_path}/aftercare.db", page_requests_per_minute=6,
+                            page_burst=3) as aftercare:
+        claims = ScreeningClaims("apt-form-burst", "fr-CA", "dry_needling", "Jordan Lee, PT", "downtown",
+                                 VISIT_ENDS + timedelta(days=2))
+        path = f"/screening/{screening_token(aftercare.links, claims)}"
+        transport = httpx.ASGITransport(app=aftercare.parts.web_app, client=("203.0.113.9", 5000))
+        async with httpx.AsyncClient(transport=transport, base_url="http://testserver") as flooding:
+            form = await flooding.get(path)
+            statuses = [(await flooding.post(path, data={"blood_thinners": "no", "needle_fear": "no"})).status_code
+                        for _ in range(4)]
+
+        assert form.status_code == 200
+        assert statuses == [200, 200, 429, 429]  # a burst of 3 requests: the form and two submissions
+        async with aftercare.engine.connect() as connection:
+            [submissions] = (await connection.execute(
+                select(screenings.c.submissions).where(screenings.c.appointment_id == "apt-form-burst"))).scalars()
+        assert submissions == 2
