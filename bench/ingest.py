@@ -1,12 +1,21 @@
-"""How fast the notifier ingests appointment events, next to a raw aiokafka consumer on the same topic.
+"""How fast the notifier and aftercare ingest appointment events, each next to a raw aiokafka consumer
+reading the same records in the same run.
 
-N booking events (half as many appointments, each booked then rescheduled; the patients consent to
-nothing, so nothing is sent) are produced first. Then the notifier built by
-`services.notifier.bootstrap.build` drains them (batches, one transaction and one offset commit per
-batch), timed from its broker start until its group's lag is 0; a raw aiokafka consumer reads the same
-records in the same run. Measures and prints; asserts nothing.
+A day of a busy clinic, compressed: A appointments, each with a patient of its own (their own email and
+phone, consenting to both channels), are booked, then all rescheduled, then all completed (3·A events,
+in that order, so every reschedule and completion finds its appointment stored by an earlier batch, as
+in production where they are days apart). Every event records what it should: states, ledger rows
+(confirmations, guidance, reminders, notices, aftercare advice, check-ins), cancellations, outbox rows.
 
-    .venv/bin/python -m bench.ingest [--events 20000] [--bootstrap HOST:PORT] [--database-url URL]
+Each service is built by its own `bootstrap.build` and run by its `bootstrap.run` as deployed (logging
+at INFO, as JSON, to a file), on a fresh SQLite database, its consumer group starting at the first
+record of the run. It is timed from its broker start until its group has committed every record. Its
+dispatcher runs too, but the providers hold each send until the timing is over: the dispatcher holds
+its first few messages in flight and sends nothing, so the figure is ingestion, not sending. A raw
+aiokafka consumer reads the same records right before each service (no parsing, no database).
+Measures and prints; asserts nothing.
+
+    .venv/bin/python -m bench.ingest [--events 30000] [--services notifier,aftercare] [--bootstrap HOST:PORT]
 
 Without --bootstrap a throwaway broker is started (deploy/kafka/kafka.sh) and stopped afterwards.
 """
@@ -14,21 +23,28 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import logging
 import os
-import platform
+import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable, Coroutine, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
-from services.notifier import bootstrap
+from bench.harness import machine
+from services.aftercare import bootstrap as aftercare
+from services.aftercare.settings import AftercareSettings
+from services.notifier import bootstrap as notifier
 from services.notifier.settings import NotifierSettings
 from shared.channels.messages import EmailMessage, SmsMessage
-from shared.events.patient import ChannelConsent
+from shared.events.appointment import AppointmentCompleted, AppointmentEvent
 from shared.kafka_admin import ensure_topics
 from shared.observability import configure_logging
 from shared.settings import CommonSettings, DeliverySettings, KafkaSettings, TwilioSettings
@@ -36,35 +52,46 @@ from shared.topics import APPOINTMENTS
 from tests.support.events import booked, patient, rescheduled
 from tests.support.kafka_server import free_port, start_kafka
 
+SERVICES = ("notifier", "aftercare")
+SIZES = {"quick": 1_500, "medium": 15_000, "full": 60_000}
+AREA_CODES = ("416", "647", "437", "905", "289", "365")  # 10,000 fake 555 numbers each
+LINK_SECRET = "a-bench-secret-of-at-least-32-bytes!"
 
-class NothingIsSent:
+
+class HeldProvider:
+    """A provider that answers only once the timing is over: the dispatcher keeps its first sends in
+    flight and starts no more, so it costs the service no more than waiting does."""
+
+    def __init__(self) -> None:
+        self.released = asyncio.Event()
+
     async def send(self, message: EmailMessage | SmsMessage) -> str:
-        raise AssertionError("the patients consent to nothing")
+        await self.released.wait()
+        return f"bench-{uuid.uuid4().hex}"
 
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-async def produce(bootstrap_servers: str, events: int, run_id: str) -> None:
-    silent = patient(consent=ChannelConsent(email=False, sms=False))
+def day_of_events(appointments: int, run_id: str) -> list[AppointmentEvent]:
+    """Every appointment booked, then every one rescheduled, then every one completed."""
     starts = datetime.now(UTC) + timedelta(days=3)
+    bookings = []
+    for n in range(appointments):
+        who = patient(patient_id=f"pt-{run_id}-{n}", email=f"patient{n}.{run_id}@example.com",
+                      phone=f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}")
+        bookings.append(booked(f"apt-{run_id}-{n}", starts + timedelta(minutes=n % 600), who=who))
+    moved = [rescheduled(b, b.appointment.starts_at + timedelta(hours=1), sequence=2) for b in bookings]
+    done = [AppointmentCompleted(occurred_at=datetime.now(UTC), appointment_id=m.appointment_id, sequence=3,
+                                 location_id=m.location_id, patient=m.patient, appointment=m.appointment,
+                                 completed_at=m.appointment.ends_at) for m in moved]
+    return [*bookings, *moved, *done]
+
+
+async def produce(bootstrap_servers: str, events: list[AppointmentEvent]) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers, linger_ms=20, acks="all",
                                 enable_idempotence=True)
     await producer.start()
     try:
-        pending = []
-        for n in range(events // 2):
-            first = booked(f"apt-{run_id}-{n}", starts, who=silent)
-            for event in (first, rescheduled(first, starts + timedelta(hours=1), sequence=2)):
-                pending.append(await producer.send(APPOINTMENTS, key=event.appointment_id.encode(),
-                                                   value=event.model_dump_json().encode()))
+        pending = [await producer.send(APPOINTMENTS, key=event.appointment_id.encode(),
+                                       value=event.model_dump_json().encode()) for event in events]
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
@@ -80,16 +107,14 @@ async def partitions_of(bootstrap_servers: str) -> list[TopicPartition]:
         await admin.close()
 
 
-async def topic_size(reader: AIOKafkaConsumer, partitions: list[TopicPartition]) -> int:
-    return sum((await reader.end_offsets(partitions)).values())
-
-
-async def raw_read(bootstrap_servers: str, total: int) -> float:
-    """Seconds a bare aiokafka consumer takes to read `total` records from the start."""
-    reader = AIOKafkaConsumer(APPOINTMENTS, bootstrap_servers=bootstrap_servers, group_id=None,
-                              auto_offset_reset="earliest", enable_auto_commit=False)
+async def raw_read(bootstrap_servers: str, starts: dict[TopicPartition, int], total: int) -> float:
+    """Seconds a bare aiokafka consumer takes to read the run's `total` records."""
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
     await reader.start()
     try:
+        reader.assign(list(starts))
+        for tp, offset in starts.items():
+            reader.seek(tp, offset)
         began, read = time.perf_counter(), 0
         while read < total:
             for records in (await reader.getmany(timeout_ms=500, max_records=500)).values():
@@ -99,77 +124,169 @@ async def raw_read(bootstrap_servers: str, total: int) -> float:
         await reader.stop()
 
 
-async def lag(admin: AIOKafkaAdminClient, reader: AIOKafkaConsumer, group: str,
-              partitions: list[TopicPartition]) -> int:
-    ends = await reader.end_offsets(partitions)
-    committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    return sum(ends[tp] - max(committed[tp].offset, 0) if tp in committed else ends[tp] for tp in partitions)
+async def start_group_at(bootstrap_servers: str, group: str, starts: dict[TopicPartition, int]) -> None:
+    """The group's committed offsets at the run's first records: it reads this run's events only."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        consumer.assign(list(starts))
+        await consumer.commit(dict(starts))
+    finally:
+        await consumer.stop()
 
 
-async def notifier_drain(bootstrap_servers: str, database_url: str, reader: AIOKafkaConsumer,
-                         partitions: list[TopicPartition]) -> float:
-    """Seconds from the notifier's broker start until its group has committed every record."""
-    group = f"bench-{uuid.uuid4().hex[:8]}"
-    settings = NotifierSettings(
-        database_url=database_url, group_id=group, metrics_port=None, http_port=free_port(),
-        common=CommonSettings(kafka=KafkaSettings(bootstrap_servers=bootstrap_servers)),
-        delivery=DeliverySettings(link_secret="a-bench-secret-of-at-least-32-bytes!",
-                                  twilio=TwilioSettings(api_base_url="http://127.0.0.1:9")),
-    )
-    parts = bootstrap.build(settings, email=NothingIsSent(), sms=NothingIsSent())
+async def lag(admin: AIOKafkaAdminClient, ends: dict[TopicPartition, int], group: str) -> int:
+    committed = await admin.list_consumer_group_offsets(group, partitions=list(ends))
+    return sum(end - max(committed[tp].offset, 0) if tp in committed else end for tp, end in ends.items())
+
+
+def kafka_and_delivery(bootstrap_servers: str) -> dict[str, Any]:
+    return {
+        "common": CommonSettings(kafka=KafkaSettings(bootstrap_servers=bootstrap_servers)),
+        "delivery": DeliverySettings(link_secret=LINK_SECRET, twilio=TwilioSettings(api_base_url="http://127.0.0.1:9")),
+    }
+
+
+async def drain(service: str, bootstrap_servers: str, database_url: str, ends: dict[TopicPartition, int],
+                starts: dict[TopicPartition, int]) -> float:
+    """Seconds from the service's broker start until its group has committed every record of the run."""
+    group = f"bench-{service}-{uuid.uuid4().hex[:8]}"
+    await start_group_at(bootstrap_servers, group, starts)
+    email, sms = HeldProvider(), HeldProvider()
+    serve: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+    if service == "notifier":
+        parts = notifier.build(NotifierSettings(database_url=database_url, group_id=group, metrics_port=None,
+                                                http_port=free_port(), **kafka_and_delivery(bootstrap_servers)),
+                               email=email, sms=sms)
+        broker = parts.broker
+
+        def serve(stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+            return notifier.run(parts, stop)
+    else:
+        after = aftercare.build(AftercareSettings(database_url=database_url, group_id=group, metrics_port=None,
+                                                  http_port=free_port(), **kafka_and_delivery(bootstrap_servers)),
+                                email=email, sms=sms)
+        broker = after.broker
+
+        def serve(stop: asyncio.Event) -> Coroutine[Any, Any, None]:
+            return aftercare.run(after, stop)
     stop = asyncio.Event()
-    running = asyncio.create_task(bootstrap.run(parts, stop))
+    running = asyncio.create_task(serve(stop))
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
     await admin.start()
     try:
-        while not parts.broker.running:
+        while not broker.running:
             if running.done():
                 running.result()
             await asyncio.sleep(0.01)
         began = time.perf_counter()
-        while await lag(admin, reader, group, partitions):
-            await asyncio.sleep(0.1)
+        while await lag(admin, ends, group):
+            if running.done():
+                running.result()
+            await asyncio.sleep(0.05)
         return time.perf_counter() - began
     finally:
         await admin.close()
+        email.released.set()
+        sms.released.set()
         stop.set()
         await running
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--events", type=int, default=20_000)
-    parser.add_argument("--bootstrap", help="an existing broker; default: start one")
-    parser.add_argument("--database-url", help="default: a fresh SQLite file")
-    args = parser.parse_args()
-    configure_logging("WARNING", json=True)
+async def measure(bootstrap_servers: str, events: int, workdir: Path,
+                  services: tuple[str, ...] = SERVICES) -> dict[str, Any]:
+    """Produce the run's events, then for each service: the raw consumer's read, then the service's drain."""
+    await ensure_topics(bootstrap_servers)
+    partitions = await partitions_of(bootstrap_servers)
+    offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await offsets.start()
+    try:
+        starts = await offsets.end_offsets(partitions)
+        day = day_of_events(max(events // 3, 1), uuid.uuid4().hex[:8])
+        began = time.perf_counter()
+        await produce(bootstrap_servers, day)
+        produced_s = time.perf_counter() - began
+        ends = await offsets.end_offsets(partitions)
+    finally:
+        await offsets.stop()
+    total = sum(ends[tp] - starts[tp] for tp in partitions)
+    rows: list[dict[str, Any]] = []
+    for service in services:
+        load = machine.load_average()
+        raw_s = await raw_read(bootstrap_servers, starts, total)
+        service_s = await drain(service, bootstrap_servers, f"sqlite+aiosqlite:///{workdir}/{service}.db", ends, starts)
+        rows.append({
+            "service": service, "events": total, "load_average": load, "raw_s": raw_s, "raw_per_s": total / raw_s,
+            "service_s": service_s, "service_per_s": total / service_s, "share_of_raw": raw_s / service_s,
+        })
+    return {"events": total, "appointments": len(day) // 3, "produced_s": produced_s, "database": "sqlite",
+            "partitions": len(partitions), "rows": rows}
 
-    with tempfile.TemporaryDirectory() as workdir:
-        server = None if args.bootstrap else await asyncio.to_thread(start_kafka, Path(workdir) / "kafka")
-        bootstrap_servers = args.bootstrap or (server.bootstrap_servers if server else "")
+
+def run(stack: Any, form: str) -> dict[str, Any]:
+    """bench/run_all.py's section: on a broker of its own, so that no other benchmark's service (their
+    groups read the appointments topic) ingests these patients' events."""
+    del stack  # the other sections' broker is not used
+    with tempfile.TemporaryDirectory(prefix="clinic-ingest-") as directory:
+        workdir = Path(directory)
+        server = start_kafka(workdir / "kafka")
         try:
-            await ensure_topics(bootstrap_servers)
-            began = time.perf_counter()
-            await produce(bootstrap_servers, args.events, uuid.uuid4().hex[:8])
-            produced_s = time.perf_counter() - began
-            offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
-            await offsets.start()
-            partitions = await partitions_of(bootstrap_servers)
-            total = await topic_size(offsets, partitions)
-            raw_s = await raw_read(bootstrap_servers, total)
-            database_url = args.database_url or f"sqlite+aiosqlite:///{workdir}/notifier.db"
-            notifier_s = await notifier_drain(bootstrap_servers, database_url, offsets, partitions)
-            await offsets.stop()
+            with service_logs(workdir / "services.log"):
+                return asyncio.run(measure(server.bootstrap_servers, SIZES[form], workdir))
         finally:
-            if server is not None:
-                server.stop()
+            server.stop()
 
-    print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), {cpu_model()}")
-    print(f"database: {database_url.split(':', 1)[0]}; records on {APPOINTMENTS}: {total} "
-          f"({args.events} produced in {produced_s:.1f} s)")
-    print(f"raw aiokafka consumer: {total / raw_s:10,.0f} events/s ({raw_s:.2f} s)")
-    print(f"notifier consumer:     {total / notifier_s:10,.0f} events/s ({notifier_s:.2f} s), "
-          f"{100 * raw_s / notifier_s:.0f}% of the raw rate")
+
+@contextlib.contextmanager
+def service_logs(path: Path) -> Iterator[None]:
+    """The services log as deployed (INFO, JSON) into a file, not onto the benchmark's terminal."""
+    root = logging.getLogger()
+    saved_stderr, saved_handlers, saved_level = sys.stderr, root.handlers[:], root.level
+    with path.open("w") as file:
+        root.handlers.clear()
+        sys.stderr = file
+        configure_logging("INFO", json=True)
+        try:
+            yield
+        finally:
+            sys.stderr = saved_stderr
+            root.handlers[:] = saved_handlers
+            root.setLevel(saved_level)
+            configure_logging("WARNING", json=True)
+
+
+def print_rows(result: dict[str, Any]) -> None:
+    print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
+          f"{machine.describe()['cpu_model']}")
+    print(f"database: {result['database']}; {result['events']} records of {result['appointments']} appointments on "
+          f"{APPOINTMENTS} ({result['partitions']} partitions), produced in {result['produced_s']:.1f} s")
+    for row in result["rows"]:
+        print(f"load average {row['load_average']}:")
+        print(f"  raw aiokafka consumer: {row['raw_per_s']:10,.0f} events/s ({row['raw_s']:.2f} s)")
+        print(f"  {row['service'] + ' consumer:':22}{row['service_per_s']:10,.0f} events/s ({row['service_s']:.2f} s), "
+              f"{100 * row['share_of_raw']:.0f}% of the raw rate")
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
+    parser.add_argument("--events", type=int, default=30_000)
+    parser.add_argument("--services", default=",".join(SERVICES), help=f"some of {','.join(SERVICES)}")
+    parser.add_argument("--bootstrap", help="an existing broker; default: start one")
+    args = parser.parse_args()
+    services = tuple(name for name in args.services.split(",") if name)
+    with tempfile.TemporaryDirectory(prefix="clinic-ingest-") as workdir:
+        log_path = Path(workdir) / "services.log"
+        with service_logs(log_path):
+            server = None if args.bootstrap else await asyncio.to_thread(start_kafka, Path(workdir) / "kafka")
+            try:
+                result = await measure(args.bootstrap or (server.bootstrap_servers if server else ""), args.events,
+                                       Path(workdir), services)
+            finally:
+                if server is not None:
+                    server.stop()
+        lines = sum(1 for _ in log_path.open())
+    print_rows(result)
+    print(f"services' log: {lines} lines at INFO")
 
 
 if __name__ == "__main__":
