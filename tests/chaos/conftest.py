@@ -1,4 +1,4 @@
-"""Chaos runs: a fresh system per scenario on the session's broker, figures written at the end."""
+"""Chaos runs: a fresh system per scenario on a broker of the chaos suite's own, figures written at the end."""
 from __future__ import annotations
 
 import shlex
@@ -10,10 +10,24 @@ from pathlib import Path
 
 import pytest
 
+from shared.kafka_admin import ensure_topics
 from tests.chaos import report
-from tests.chaos.harness import ChaosSystem, Scale, current_scale, start_system
+from tests.chaos.harness import ChaosSystem, Scale, current_scale, run_async, start_system
+from tests.support.kafka_server import KafkaServer, start_kafka
 
 _figures: list[report.ScenarioFigures] = []
+
+
+@pytest.fixture(scope="module")
+def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
+    """The chaos suite's own broker: its thousands of bookings and malformed records stay off the
+    session's broker, whose later tests start consumer groups that read the topics from the start."""
+    server = start_kafka(tmp_path_factory.mktemp("chaos-kafka"))
+    try:
+        run_async(ensure_topics(server.bootstrap_servers))
+        yield server
+    finally:
+        server.stop()
 
 
 @pytest.fixture(scope="session")
