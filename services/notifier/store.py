@@ -1,15 +1,18 @@
-"""The last known state of each appointment, so replayed or out-of-order events change nothing."""
+"""The last known state of each appointment, so replayed or out-of-order events change nothing; and the
+ledger reads and cancellations of a whole batch of events, each in one statement."""
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain.state import AppointmentState
 from services.notifier.tables import appointments
 from shared.consumer import RetryableConflict
+from shared.ledger.model import OPEN_STATUSES, DeliveryStatus
+from shared.ledger.tables import deliveries
 
 
 class ConcurrentAppointmentUpdate(RetryableConflict):
@@ -21,19 +24,14 @@ class AppointmentStateStore:
         self.engine = engine
 
     async def get(self, connection: AsyncConnection, appointment_id: str) -> AppointmentState | None:
-        row = (
-            await connection.execute(
-                select(appointments).where(appointments.c.appointment_id == appointment_id)
-            )
-        ).first()
-        if row is None:
-            return None
-        return AppointmentState(row.appointment_id, row.last_sequence, row.status, row.event)
+        return (await self.get_many(connection, [appointment_id])).get(appointment_id)
 
     async def get_many(
         self, connection: AsyncConnection, appointment_ids: Collection[str]
     ) -> dict[str, AppointmentState]:
         """The known states among `appointment_ids`, in one query."""
+        if not appointment_ids:
+            return {}
         rows = await connection.execute(
             select(appointments).where(appointments.c.appointment_id.in_(list(appointment_ids)))
         )
@@ -45,33 +43,63 @@ class AppointmentStateStore:
     async def add_many(self, connection: AsyncConnection, states: Sequence[AppointmentState], now: datetime) -> None:
         """Appointments seen for the first time, in one statement."""
         if states:
-            await connection.execute(appointments.insert(), [
-                {"appointment_id": s.appointment_id, "last_sequence": s.last_sequence, "status": s.status,
-                 "event": s.event, "updated_at": now}
-                for s in states
-            ])
+            await connection.execute(appointments.insert(), [_row(state, now) for state in states])
 
-    async def save(
-        self, connection: AsyncConnection, state: AppointmentState, previous: AppointmentState | None, now: datetime
+    async def replace_many(
+        self, connection: AsyncConnection, changes: Sequence[tuple[AppointmentState, AppointmentState]],
+        now: datetime,
     ) -> None:
-        values = {
-            "last_sequence": state.last_sequence,
-            "status": state.status,
-            "event": state.event,
-            "updated_at": now,
-        }
-        if previous is None:
-            await connection.execute(
-                appointments.insert().values(appointment_id=state.appointment_id, **values)
-            )
+        """Each (new, previous) state replaces `previous`, in two statements for all of them; raises
+        `ConcurrentAppointmentUpdate` (nothing is kept: the caller's transaction is rolled back) when
+        another consumer replaced one of them first."""
+        if not changes:
             return
-        result = await connection.execute(
-            update(appointments)
-            .where(
-                appointments.c.appointment_id == state.appointment_id,
-                appointments.c.last_sequence == previous.last_sequence,
-            )
-            .values(**values)
+        replaced = set((await connection.execute(
+            delete(appointments)
+            .where(tuple_(appointments.c.appointment_id, appointments.c.last_sequence).in_(
+                [(previous.appointment_id, previous.last_sequence) for _, previous in changes]))
+            .returning(appointments.c.appointment_id)
+        )).scalars())
+        for state, _ in changes:
+            if state.appointment_id not in replaced:
+                raise ConcurrentAppointmentUpdate(state.appointment_id)
+        await connection.execute(appointments.insert(), [_row(state, now) for state, _ in changes])
+
+    async def sent_steps(
+        self, connection: AsyncConnection, appointment_ids: Collection[str]
+    ) -> dict[str, dict[str, datetime]]:
+        """Per appointment, each step of it already sent and when (the latest due, when sent twice), in
+        one query; an appointment with nothing sent is absent."""
+        if not appointment_ids:
+            return {}
+        rows = await connection.execute(
+            select(deliveries.c.appointment_id, deliveries.c.step, deliveries.c.sent_at)
+            .where(deliveries.c.appointment_id.in_(list(appointment_ids)),
+                   deliveries.c.status == DeliveryStatus.SENT.value, deliveries.c.sent_at.is_not(None))
+            .order_by(deliveries.c.due_at)
         )
-        if result.rowcount != 1:
-            raise ConcurrentAppointmentUpdate(state.appointment_id)
+        sent: dict[str, dict[str, datetime]] = {}
+        for row in rows:
+            sent.setdefault(row.appointment_id, {})[row.step] = row.sent_at
+        return sent
+
+    async def cancel_pending(self, connection: AsyncConnection, reasons: Mapping[str, str], now: datetime) -> None:
+        """Cancel what is still to be sent for each appointment, with its reason, in one statement: what
+        `DeliveryLedger.cancel_pending` does for one (a message claimed but not sent yet is cancelled too;
+        its dispatcher checks the row again right before the provider call, and the claim token stays)."""
+        if not reasons:
+            return
+        await connection.execute(
+            update(deliveries)
+            .where(and_(deliveries.c.appointment_id == bindparam("b_appointment_id"),
+                        # (not IN: an executemany takes no list parameter)
+                        or_(*(deliveries.c.status == status.value for status in OPEN_STATUSES))))
+            .values(status=DeliveryStatus.CANCELLED.value, reason=bindparam("b_reason"), lease_until=None,
+                    updated_at=now),
+            [{"b_appointment_id": appointment_id, "b_reason": reason} for appointment_id, reason in reasons.items()],
+        )
+
+
+def _row(state: AppointmentState, now: datetime) -> dict[str, object]:
+    return {"appointment_id": state.appointment_id, "last_sequence": state.last_sequence, "status": state.status,
+            "event": state.event, "updated_at": now}

@@ -20,9 +20,11 @@
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from services.notifier.domain.state import AppointmentState
 from shared.clinic_config import ClinicConfig
@@ -91,14 +93,17 @@ def decide(
         status=STATUS_AFTER[event.event_type],
         event=event.model_dump(mode="json"),
     )
-    notices, stale_notices = _notices(event, clinic, now)
+    channels = reachable_channels(event.patient)
+    # One context for every message of the event: the ledger stores it with each.
+    context = appointment_context(event)
+    notices, stale_notices = _notices(event, channels, context, clinic, now)
     if isinstance(event, (AppointmentCancelled, AppointmentNoShow, AppointmentCompleted)):
         return EventDecision(
             new_state=new_state, cancel_pending_because=new_state.status, intents=notices, skipped=stale_notices
         )
 
     assert isinstance(event, (AppointmentBooked, AppointmentRescheduled))
-    scheduled, skipped = _pre_session_schedule(event, already_sent, clinic, now)
+    scheduled, skipped = _pre_session_schedule(event, channels, context, already_sent, clinic, now)
     return EventDecision(
         new_state=new_state,
         cancel_pending_because="rescheduled" if current is not None else None,
@@ -108,17 +113,17 @@ def decide(
 
 
 def _notices(
-    event: AppointmentEvent, clinic: ClinicConfig, now: datetime
+    event: AppointmentEvent, channels: Mapping[str, str], context: dict[str, Any], clinic: ClinicConfig,
+    now: datetime,
 ) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
     template = NOTICE_FOR.get(event.event_type)
     if template is None:
         return (), ()
     if isinstance(event, AppointmentBooked) and event.series is not None:
-        return _series_confirmation(event, clinic, now)
+        return _series_confirmation(event, channels, clinic, now)
     expires_at = event.appointment.starts_at
     intents: list[DeliveryIntent] = []
     skipped: list[SkippedStep] = []
-    channels = reachable_channels(event.patient)
     for channel, address in channels.items():
         due_at = _notice_due_at(template, channel, event, clinic, now)
         if due_at is None:
@@ -134,7 +139,7 @@ def _notices(
                 recipient=address,
                 locale=event.patient.locale,
                 due_at=due_at,
-                context=appointment_context(event),
+                context=context,
                 expires_at=expires_at,
                 fallback_recipient=fallback_address(channels, channel),
             )
@@ -143,7 +148,7 @@ def _notices(
 
 
 def _series_confirmation(
-    event: AppointmentBooked, clinic: ClinicConfig, now: datetime
+    event: AppointmentBooked, channels: Mapping[str, str], clinic: ClinicConfig, now: datetime
 ) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
     """One confirmation of the whole plan, the same whichever of its sessions' bookings asks for it;
     useful until the plan's last session starts."""
@@ -155,7 +160,6 @@ def _series_confirmation(
     context = series_confirmation_context(event)
     intents: list[DeliveryIntent] = []
     skipped: list[SkippedStep] = []
-    channels = reachable_channels(event.patient)
     for channel, address in channels.items():
         due_at = _notice_due_at(SERIES_CONFIRMATION, channel, event, clinic, now, deadline=expires_at)
         if due_at is None:
@@ -189,9 +193,7 @@ def _notice_due_at(
 ) -> datetime | None:
     """Now, or the end of quiet hours when the notice is held; None once the appointment started."""
     held = channel == "sms" or clinic.hold_email_in_quiet_hours
-    step = ScheduleStep(name=template, template=template, channel=channel,
-                        offset=timedelta(0), send_if_late=True, hold_in_quiet_hours=held)
-    plan = plan_schedule(Schedule(steps=[step]), anchor=now, time_zone=event.patient.zone,
+    plan = plan_schedule(_notice_schedule(template, channel, held), anchor=now, time_zone=event.patient.zone,
                          quiet_hours=clinic.quiet_hours, now=now, deadline=deadline or event.appointment.starts_at)
     if plan.planned:
         return plan.planned[0].due_at
@@ -200,8 +202,17 @@ def _notice_due_at(
     return None
 
 
+@functools.lru_cache(maxsize=64)
+def _notice_schedule(template: str, channel: str, held: bool) -> Schedule:
+    """A notice as a schedule of one step, due at once: the same few serve every event."""
+    return Schedule(steps=[ScheduleStep(name=template, template=template, channel=channel,
+                                        offset=timedelta(0), send_if_late=True, hold_in_quiet_hours=held)])
+
+
 def _pre_session_schedule(
     event: AppointmentBooked | AppointmentRescheduled,
+    channels: Mapping[str, str],
+    context: dict[str, Any],
     already_sent: Mapping[str, datetime],
     clinic: ClinicConfig,
     now: datetime,
@@ -219,8 +230,6 @@ def _pre_session_schedule(
         deadline=starts_at,
         already_sent=already_sent,
     )
-    channels = reachable_channels(event.patient)
-    context = appointment_context(event)
     reachable = [planned for planned in plan.planned if planned.channel in channels]
     intents = intents_for(event, reachable, channels, context, expires_at=starts_at)
     unreachable = tuple(

@@ -23,32 +23,34 @@ async def store(tmp_path: Path):
     await engine.dispose()
 
 
-def state(sequence: int, status: str = "booked") -> AppointmentState:
-    return AppointmentState("apt-1", sequence, status, {"event_type": "AppointmentBooked", "sequence": sequence})
+def state(sequence: int, status: str = "booked", appointment_id: str = "apt-1") -> AppointmentState:
+    return AppointmentState(appointment_id, sequence, status, {"event_type": "AppointmentBooked", "sequence": sequence})
 
 
 async def test_the_last_applied_event_is_remembered_and_replaced_by_the_next(store: AppointmentStateStore) -> None:
     async with store.engine.begin() as connection:
         assert await store.get(connection, "apt-1") is None
-        await store.save(connection, state(1), None, NOW)
+        await store.add_many(connection, [state(1)], NOW)
     async with store.engine.begin() as connection:
-        await store.save(connection, state(2, "cancelled"), state(1), NOW)
+        await store.replace_many(connection, [(state(2, "cancelled"), state(1))], NOW)
     async with store.engine.connect() as connection:
         assert await store.get(connection, "apt-1") == state(2, "cancelled")
 
 
-async def test_a_save_based_on_a_state_another_instance_already_replaced_is_refused(
+async def test_a_replacement_based_on_a_state_another_instance_already_replaced_is_refused(
     store: AppointmentStateStore,
 ) -> None:
     async with store.engine.begin() as connection:
-        await store.save(connection, state(1), None, NOW)
+        await store.add_many(connection, [state(1), state(1, appointment_id="apt-2")], NOW)
     async with store.engine.begin() as connection:
-        await store.save(connection, state(2), state(1), NOW)
+        await store.replace_many(connection, [(state(2), state(1))], NOW)
     with pytest.raises(ConcurrentAppointmentUpdate):
         async with store.engine.begin() as connection:
-            await store.save(connection, state(3, "cancelled"), state(1), NOW)
+            await store.replace_many(connection, [(state(2, appointment_id="apt-2"), state(1, appointment_id="apt-2")),
+                                                  (state(3, "cancelled"), state(1))], NOW)
     async with store.engine.connect() as connection:
-        assert await store.get(connection, "apt-1") == state(2)
+        assert await store.get_many(connection, ["apt-1", "apt-2"]) == {
+            "apt-1": state(2), "apt-2": state(1, appointment_id="apt-2")}, "nothing of the refused batch is kept"
 
 
 def test_the_consumer_retries_an_event_whose_appointment_was_changed_concurrently() -> None:
