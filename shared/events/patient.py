@@ -1,12 +1,13 @@
 """How to reach a patient, in which language, and what they agreed to receive."""
 from __future__ import annotations
 
+import functools
 import re
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
-from pydantic import AfterValidator, BaseModel, ConfigDict, EmailStr, Field, WithJsonSchema
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, WithJsonSchema, validate_email
 
 from shared.events.text import DisplayName
 
@@ -19,6 +20,8 @@ _E164 = re.compile(E164_PATTERN)
 ID_PATTERN = r"^[A-Za-z0-9_.:-]+$"
 
 
+# A patient's address comes with every event of every visit: each distinct one is checked once.
+@functools.lru_cache(maxsize=65_536)
 def to_e164(value: str) -> str:
     """Accept a phone number written in E.164 that is valid for its country; nothing is rewritten.
 
@@ -36,6 +39,12 @@ def to_e164(value: str) -> str:
     return value
 
 
+@functools.lru_cache(maxsize=65_536)
+def normalized_email(value: str) -> str:
+    """What pydantic's EmailStr checks and returns (email-validator, no DNS lookup)."""
+    return validate_email(value)[1]
+
+
 def known_time_zone(value: str) -> str:
     try:
         ZoneInfo(value)
@@ -48,6 +57,7 @@ E164Phone = Annotated[
     str, AfterValidator(to_e164), WithJsonSchema({"type": "string", "pattern": E164_PATTERN})
 ]
 TimeZoneName = Annotated[str, AfterValidator(known_time_zone)]
+Email = Annotated[str, AfterValidator(normalized_email), WithJsonSchema({"type": "string", "format": "email"})]
 
 
 class ChannelConsent(BaseModel):
@@ -62,7 +72,7 @@ class PatientContact(BaseModel):
 
     patient_id: str = Field(min_length=1, max_length=100, pattern=ID_PATTERN)
     name: DisplayName
-    email: EmailStr | None = None
+    email: Email | None = None
     phone: E164Phone | None = None
     locale: Locale = "en-CA"
     time_zone: TimeZoneName = CLINIC_TIME_ZONE
