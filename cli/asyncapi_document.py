@@ -48,6 +48,7 @@ from shared.topics import (
     CONSENT,
     CONSENT_DEAD_LETTER,
     DELIVERIES,
+    DELIVERIES_DEAD_LETTER,
 )
 
 ASYNCAPI_VERSION = "3.0.0"
@@ -59,6 +60,7 @@ DEAD_LETTER_REASONS = ("validation_failed", "processing_failed")  # among what s
 NOTIFIER_GROUP = str(NotifierSettings.model_fields["group_id"].default)
 AFTERCARE_GROUP = str(AftercareSettings.model_fields["group_id"].default)
 NOTIFIER_CONSENT_GROUP = f"{NOTIFIER_GROUP}.consent"  # services/notifier/bootstrap.py
+AFTERCARE_DELIVERIES_GROUP = f"{AFTERCARE_GROUP}.deliveries"  # services/aftercare/bootstrap.py
 
 SUMMARIES: dict[str, str] = {
     "AppointmentBooked": "An appointment was booked.",
@@ -151,8 +153,12 @@ CHANNELS = (
             "callbacks: `sent`, `delivered`, `undelivered`/`failed` with the error code). A message that cannot "
             "reach the patient on its channel names the channel it goes by instead (`fallback_channel`); the "
             "fallback's own events carry `fallback_of`. Cancellations are not published. For the clinic's own "
-            "systems: no clinic-notify service reads it. No addresses, no message bodies.",
+            "systems, and for aftercare, which reads the notifier's reminder texts among them: a patient's text "
+            "is read against the reminder they really got. No addresses, no message bodies.",
             (DeliveryStatusChanged,)),
+    Channel("deliveriesDeadLetter", DELIVERIES_DEAD_LETTER, DEAD_LETTER_KEY,
+            "Delivery statuses aftercare refused or failed on repeatedly, with why in the `dlq-*` headers. "
+            "Read with `clinic-notify dead-letters --topic clinic.deliveries.v1.dlq`.", ()),
 )
 
 OPERATIONS = (
@@ -195,6 +201,13 @@ OPERATIONS = (
               "Through the notifier's outbox, in the transaction that records the outcome in its ledger."),
     Operation("aftercarePublishesDeliveryStatuses", "send", "deliveries", "aftercare",
               "Through aftercare's outbox, in the transaction that records the outcome in its ledger."),
+    Operation("aftercareReceivesDeliveryStatuses", "receive", "deliveries", "aftercare",
+              "Records the notifier's reminder texts sent, and withdraws those the carrier could not deliver; "
+              "acknowledges the other statuses and does nothing with them.", AFTERCARE_DELIVERIES_GROUP),
+    Operation("aftercareDeadLettersDeliveryStatuses", "send", "deliveriesDeadLetter", "aftercare",
+              "A delivery status aftercare refused or failed on repeatedly."),
+    Operation("operatorsReadDeliveryDeadLetters", "receive", "deliveriesDeadLetter", "clinic-notify dead-letters",
+              "Operators read the newest dead letters without joining a consumer group."),
 )
 
 

@@ -13,6 +13,7 @@ AFTERCARE_ALERTS = "clinic.aftercare.alerts.v1"
 # Patients' answers to their reminders (confirm, ask for a change), for the booking system.
 APPOINTMENT_REQUESTS = "clinic.appointments.requests.v1"
 DELIVERIES = "clinic.deliveries.v1"
+DELIVERIES_DEAD_LETTER = "clinic.deliveries.v1.dlq"
 
 
 @dataclass(frozen=True)
@@ -31,4 +32,5 @@ ALL_TOPICS = (
     TopicSpec(AFTERCARE_ALERTS, partitions=1),
     TopicSpec(APPOINTMENT_REQUESTS, partitions=3),
     TopicSpec(DELIVERIES, partitions=3),
+    TopicSpec(DELIVERIES_DEAD_LETTER, partitions=1, retention_ms=30 * 24 * 3600 * 1000),
 )

@@ -16,10 +16,12 @@ from faststream.kafka import KafkaBroker
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aftercare import migrations, tables
+from services.aftercare.delivery_context import SentReminderStore
 from services.aftercare.handlers import CheckInAnswers, CompletedVisitHandler, ConsentBook, NoReplyWatch
 from services.aftercare.handlers.escalations import EscalationDesk
 from services.aftercare.handlers.reminder_replies import ReminderReplies
 from services.aftercare.handlers.screening import ScreeningDesk
+from services.aftercare.handlers.sent_reminders import SentReminders
 from services.aftercare.http import create_web_app
 from services.aftercare.screening_http import add_screening_routes
 from services.aftercare.settings import AftercareSettings
@@ -35,6 +37,7 @@ from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.status_reports import ProviderStatusReports
 from shared.delivery.wiring import build_channels, checked_catalogue, dispatch_options, patient_links
+from shared.events.deliveries import DeliveryStatusChanged
 from shared.kafka_admin import broker_ready_unless_stopped
 from shared.kafka_security import broker_security
 from shared.ledger.ledger import DeliveryLedger
@@ -46,7 +49,7 @@ from shared.outbox.relay import OutboxRelay, outbox_relay_worker
 from shared.outbox.store import Outbox
 from shared.process import Health, Worker, embedded_http_server, http_worker, serve_metrics, supervise
 from shared.schema_migrations import upgrade_to_head
-from shared.topics import APPOINTMENTS
+from shared.topics import APPOINTMENTS, DELIVERIES, DELIVERIES_DEAD_LETTER
 from shared.twilio_webhooks import WebhookSecurity, add_status_callback_route
 
 SERVICE = "aftercare"
@@ -81,6 +84,7 @@ class AftercareParts:
     owned_channels: tuple[Closable, ...]  # the channels `build` made, closed when `run` ends
     escalations: EscalationDesk
     screening: ScreeningDesk
+    sent_reminders: SentReminders
 
 
 def build(settings: AftercareSettings, *, clock: Clock | None = None, email: EmailSender | None = None,
@@ -126,8 +130,10 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     escalations = EscalationDesk(engine=engine, ledger=ledger, outbox=outbox, links=links, clinic=clinic, clock=clock,
                                  on_change=something_to_send)
     upcoming = UpcomingVisitStore(engine)
-    reminders = ReminderReplies(upcoming=upcoming, check_ins=store, ledger=ledger, outbox=outbox, composer=composer,
-                                clinic=clinic)
+    sent_reminder_store = SentReminderStore(engine)
+    sent_reminders = SentReminders(engine=engine, store=sent_reminder_store, clock=clock)
+    reminders = ReminderReplies(upcoming=upcoming, sent=sent_reminder_store, check_ins=store, ledger=ledger,
+                                outbox=outbox, composer=composer, clinic=clinic)
     answers = CheckInAnswers(engine=engine, store=store, ledger=ledger, outbox=outbox, consent=consent,
                              composer=composer, clinic=clinic, clock=clock, escalations=escalations,
                              on_change=something_to_send, reminders=reminders)
@@ -136,7 +142,7 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
                                              upcoming=upcoming)
     silence = NoReplyWatch(engine=engine, store=store, ledger=ledger, outbox=outbox, clinic=clinic,
                            clock=clock, on_recorded=something_to_send)
-    broker = _consuming_broker(settings, completed_visits)
+    broker = _consuming_broker(settings, completed_visits, sent_reminders)
     health = Health(SERVICE)
     web_app = create_web_app(
         answers=answers, consent=consent, links=links, clinic=clinic, health=health, escalations=escalations,
@@ -152,17 +158,29 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     ), WebhookSecurity(delivery.twilio.auth_token.get_secret_value(), settings.public_status_callback_url))
     return AftercareParts(settings, clinic, clock, engine, store, ledger, outbox, links, composer, dispatcher, relay,
                           consent, completed_visits, answers, silence, broker, health, web_app, tuple(owned),
-                          escalations, screening)
+                          escalations, screening, sent_reminders)
 
 
-def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVisitHandler) -> KafkaBroker:
+def _consuming_broker(settings: AftercareSettings, completed_visits: CompletedVisitHandler,
+                      sent_reminders: SentReminders) -> KafkaBroker:
+    """Batch subscribers on appointments and on the notifier's delivery reports, each committing its own offsets."""
     kafka = settings.common.kafka
     broker = KafkaBroker(
         kafka.bootstrap_servers, security=broker_security(kafka), enable_idempotence=True, logger=None
     )
+    dead_letters = KafkaDeadLetters(kafka)
     EventConsumer(service=SERVICE, group_id=settings.group_id, handle_batch=completed_visits.handle_batch,
-                  dead_letters=KafkaDeadLetters(kafka)).subscribe(broker, APPOINTMENTS)
+                  dead_letters=dead_letters).subscribe(broker, APPOINTMENTS)
+    EventConsumer(service=SERVICE, group_id=deliveries_group(settings.group_id),
+                  handle_batch=sent_reminders.handle_batch, dead_letters=dead_letters,
+                  parse=DeliveryStatusChanged.model_validate_json, dead_letter_topic=DELIVERIES_DEAD_LETTER,
+                  ).subscribe(broker, DELIVERIES)
     return broker
+
+
+def deliveries_group(group_id: str) -> str:
+    """The consumer group reading clinic.deliveries.v1: the service's group, suffixed."""
+    return f"{group_id}.deliveries"
 
 
 def workers(parts: AftercareParts) -> list[Worker]:

@@ -132,7 +132,7 @@ upcoming_visits = Table(
     Column("starts_at", UtcDateTime(), nullable=False),
     # an UpcomingStatus: booked | cancelled | no_show | completed
     Column("status", String(20), nullable=False),
-    # When the reminders were planned (the booking's or reschedule's time): the schedule's late rules apply from it.
+    # When the booking or reschedule was made: a reminder sent before it named another time, and answers nothing.
     Column("planned_at", UtcDateTime(), nullable=False),
     Column("context", JSON, nullable=False),  # the appointment's message context, for the answers it gets
     # The patient's answer to its reminder: confirmed | change_requested, and when.
@@ -140,6 +140,21 @@ upcoming_visits = Table(
     Column("answered_at", UtcDateTime()),
     Column("updated_at", UtcDateTime(), nullable=False),
     Index("ix_upcoming_visits_phone_starts", "phone", "starts_at"),
+)
+
+# The reminder texts the notifier reported sent (clinic.deliveries.v1), one row per text: a text from a
+# patient's phone answers the latest reminder of its visits that reached it. `undelivered_at` is set when the
+# carrier reported it could not deliver the text: it is no context then.
+sent_reminders = Table(
+    "aftercare_sent_reminders",
+    metadata,
+    Column("delivery_id", String(36), primary_key=True),  # the text's row in the notifier's ledger
+    Column("appointment_id", String(100), nullable=False),
+    Column("step", String(100), nullable=False),
+    Column("sent_at", UtcDateTime(), nullable=False),
+    Column("undelivered_at", UtcDateTime()),
+    Column("recorded_at", UtcDateTime(), nullable=False),
+    Index("ix_sent_reminders_appointment", "appointment_id", "sent_at"),
 )
 
 outbox = outbox_table("aftercare_outbox", metadata)

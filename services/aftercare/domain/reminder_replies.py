@@ -1,14 +1,14 @@
 """What a patient's text means when it answers a reminder: pure rules, no I/O.
 
-- Context: a text is read against the last message the patient's phone got. A visit's reminder is
-  "out" from the moment its reminder SMS is due until the visit starts (its reply window), while the
-  visit is still booked. When a reminder is out and it went out after the latest soreness check-in
-  to that phone, the text answers the reminder; otherwise it is read as aftercare reads it today.
-- When the reminder went out: aftercare does not see the notifier's sends; it plans the visit's
-  reminder steps (the clinic's pre-session schedule, SMS steps of the `reminder` template) as the
-  notifier does, from the time the booking or reschedule was made, quiet hours and late rules
-  applied by `shared.scheduling.plan`. Of several visits with a reminder out, the latest reminder is
-  the one the patient answers.
+- Context: a text is read against the last message the patient's phone really got. A visit's
+  reminder is "out" from the moment the notifier reported its reminder text sent (clinic.deliveries.v1,
+  read by `domain/sent_reminders.py`) until the visit starts (its reply window), while the visit is
+  still booked. A reminder that was skipped, failed, cancelled before it went out, or that the carrier
+  could not deliver, is no context; nor is one sent before the visit was last booked or rescheduled (it
+  named the old time). When a reminder is out and it went out after the latest soreness check-in text
+  aftercare sent to that phone, the text answers the reminder; otherwise it is read as aftercare reads
+  every other text. Of several visits with a reminder out, the latest reminder sent is the one the
+  patient answers.
 - Reading: "C", "yes", "oui", "confirmed", "je confirme", "I'll be there", "je serai là" confirm;
   "R", "reschedule", "can I move it", "je dois annuler", "je voudrais changer", "I can't make it"
   ask for a change. Anything else ("ok?", "maybe", "peut-être", a question about a confirmation, a
@@ -24,12 +24,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from services.aftercare.domain.answers import Answer, Publication, ReplyOnRecord, ResponseToPatient
 from services.aftercare.domain.reply_keywords import asks_to_opt_out, keyword_intent
@@ -43,11 +42,8 @@ from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import AppointmentEvent
 from shared.events.booking_requests import AppointmentConfirmed, ChangeRequested
 from shared.ledger.model import DeliveryIntent
-from shared.scheduling.plan import plan_schedule
-from shared.scheduling.steps import Schedule
 from shared.topics import APPOINTMENT_REQUESTS
 
-REMINDER_TEMPLATE = "reminder"
 CONFIRMED_TEMPLATE = "reminder_confirmed_reply"
 CHANGE_TEMPLATE = "reminder_change_reply"
 CLARIFICATION_TEMPLATE = "reminder_clarification"
@@ -95,7 +91,7 @@ class UpcomingVisit:
     appointment_type: str
     starts_at: datetime
     status: UpcomingStatus
-    planned_at: datetime  # when the booking or reschedule was made: the reminders were planned from it
+    planned_at: datetime  # when the booking or reschedule was made: a reminder sent before named another time
     context: dict[str, Any]
     answer: ReminderAnswer | None = None
 
@@ -155,34 +151,24 @@ def read_reminder_reply(text: str) -> ReminderReading:
     return ReminderReading.UNCLEAR
 
 
-def reminders_sent_at(visit: UpcomingVisit, clinic: ClinicConfig) -> tuple[datetime, ...]:
-    """When the visit's reminder texts go out, as the notifier plans them from `planned_at`."""
-    schedule = clinic.pre_session_schedule(visit.appointment_type)
-    steps = [step for step in (schedule.steps if schedule else [])
-             if step.channel == "sms" and step.template == REMINDER_TEMPLATE]
-    if not steps:
-        return ()
-    zone = ZoneInfo(str(visit.context.get("patient", {}).get("time_zone") or clinic.clinic.time_zone))
-    plan = plan_schedule(Schedule(steps=steps), anchor=visit.starts_at, time_zone=zone,
-                         quiet_hours=clinic.quiet_hours, now=visit.planned_at, deadline=visit.starts_at)
-    return tuple(message.due_at for message in plan.planned)
-
-
-def reminder_out(visit: UpcomingVisit, clinic: ClinicConfig, now: datetime) -> datetime | None:
-    """When the visit's latest reminder went out, while its reply window is open (until the visit starts)."""
-    if visit.status is not UpcomingStatus.BOOKED or now >= visit.starts_at:
+def reminder_out(visit: UpcomingVisit, sent_at: datetime | None, now: datetime) -> datetime | None:
+    """When the visit's latest reminder text went out (`sent_at`, as the notifier reported it), while its
+    reply window is open: the visit still booked and not started, the reminder about its current time."""
+    if visit.status is not UpcomingStatus.BOOKED or now >= visit.starts_at or sent_at is None:
         return None
-    sent = [moment for moment in reminders_sent_at(visit, clinic) if moment <= now]
-    return max(sent) if sent else None
+    return sent_at if visit.planned_at <= sent_at <= now else None
 
 
-def visit_answered(visits: Sequence[UpcomingVisit], clinic: ClinicConfig, now: datetime,
+def visit_answered(visits: Sequence[UpcomingVisit], reminders_sent: Mapping[str, datetime], now: datetime,
                    last_check_in_at: datetime | None) -> UpcomingVisit | None:
     """The visit whose reminder a text from the phone answers, if the last message it got was a reminder.
 
-    `visits`: the phone's visits; `last_check_in_at`: when its latest soreness check-in went out, if any.
+    `visits`: the phone's visits; `reminders_sent`: when each visit's latest reminder text really went out
+    (visits without one are absent); `last_check_in_at`: when aftercare's latest soreness check-in text to
+    the phone went out, if one did.
     """
-    out = [(sent, visit) for visit in visits if (sent := reminder_out(visit, clinic, now)) is not None]
+    out = [(sent, visit) for visit in visits
+           if (sent := reminder_out(visit, reminders_sent.get(visit.appointment_id), now)) is not None]
     if not out:
         return None
     sent, visit = max(out, key=lambda pair: (pair[0], pair[1].starts_at))

@@ -1,12 +1,14 @@
 """A patient's text answering their reminder: read against the visit whose reminder was the last message
-their phone got (`domain/reminder_replies.py`), then applied in the transaction of the webhook's answer:
-the visit's answer, the front desk's email, the reply on record, the request events in the outbox."""
+their phone really got (the notifier's reports, `delivery_context.py`; rules in `domain/reminder_replies.py`),
+then applied in the transaction of the webhook's answer: the visit's answer, the front desk's email, the
+reply on record, the request events in the outbox."""
 from __future__ import annotations
 
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.aftercare.delivery_context import SentReminderStore, last_check_in_texted
 from services.aftercare.domain.answers import Answer
 from services.aftercare.domain.reminder_replies import (
     ReminderReplyDecision,
@@ -25,9 +27,10 @@ log = get_logger(__name__)
 
 
 class ReminderReplies:
-    def __init__(self, *, upcoming: UpcomingVisitStore, check_ins: CheckInStore, ledger: DeliveryLedger,
-                 outbox: Outbox, composer: MessageComposer, clinic: ClinicConfig) -> None:
+    def __init__(self, *, upcoming: UpcomingVisitStore, sent: SentReminderStore, check_ins: CheckInStore,
+                 ledger: DeliveryLedger, outbox: Outbox, composer: MessageComposer, clinic: ClinicConfig) -> None:
         self.upcoming = upcoming
+        self.sent = sent
         self.check_ins = check_ins
         self.ledger = ledger
         self.outbox = outbox
@@ -37,14 +40,17 @@ class ReminderReplies:
     async def sms_reply(self, connection: AsyncConnection, answer: Answer,
                         now: datetime) -> tuple[ReminderReplyDecision, str | None] | None:
         """The decision and the text back, when the text answers a reminder; None when it is read as
-        aftercare reads every other text (no reminder out, a check-in sent since, STOP/HELP, a red flag)."""
+        aftercare reads every other text (no reminder text reached the phone, a check-in text sent since,
+        STOP/HELP, a red flag)."""
         if not answer.phone:
             return None
         visits = await self.upcoming.of_phone(connection, answer.phone, now)
         if not visits:
             return None
-        last_check_in = await self.check_ins.latest_sent_to_phone(connection, answer.phone, now)
-        visit = visit_answered(visits, self.clinic, now, last_check_in.due_at if last_check_in else None)
+        reminders_sent = await self.sent.latest_reached(connection, [visit.appointment_id for visit in visits])
+        if not reminders_sent:
+            return None
+        visit = visit_answered(visits, reminders_sent, now, await last_check_in_texted(connection, answer.phone))
         if visit is None:
             return None
         reading = read_reminder_reply(answer.text or "")

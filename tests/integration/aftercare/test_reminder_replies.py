@@ -1,31 +1,51 @@
 """A patient answers their reminder by text; the booking system, the front desk and the patient hear of it.
 
 The visit is Thursday 10:00 in Toronto, booked a week before; its reminders go out Wednesday 10:00 and
-Thursday 08:00 (deploy/clinic.yaml). Every story runs on SQLite and on PostgreSQL, through the service
-as `bootstrap.build` wires it.
+Thursday 08:00 (deploy/clinic.yaml), as the notifier reports on clinic.deliveries.v1: a text is read
+against the reminder the patient really got. Every story runs on SQLite and on PostgreSQL, through the
+service as `bootstrap.build` wires it.
 """
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+import pytest
+
 from sqlalchemy import select
 
 from services.aftercare.tables import upcoming_visits
+from shared.events.deliveries import DeliveryStatusChanged
 from shared.topics import APPOINTMENT_REQUESTS
 from tests.integration.aftercare.conftest import PATIENT_PHONE, TORONTO, Aftercare
 from tests.support.events import booked, cancelled, completed, patient, rescheduled
 
 VISIT_AT = datetime(2026, 6, 11, 10, 0, tzinfo=TORONTO)
+FIRST_REMINDER = VISIT_AT - timedelta(hours=24)
 AFTER_FIRST_REMINDER = VISIT_AT - timedelta(hours=20)
 FRONT_DESK = "front-desk@harbourfront-clinic.example"
 
 
 async def a_booked_visit(aftercare: Aftercare, appointment_id: str = "apt-r-1", locale: str = "en-CA",
-                         starts_at: datetime = VISIT_AT) -> None:
+                         starts_at: datetime = VISIT_AT, reminded: bool = True) -> None:
+    """A visit booked a week ahead whose first reminder text went out (`reminded`), four hours ago."""
     event = booked(appointment_id, starts_at, occurred_at=starts_at - timedelta(days=7), who=patient(locale=locale))
     aftercare.clock.set(starts_at - timedelta(days=7))
     await aftercare.completed_visits.handle_batch([event])
+    if reminded:
+        await the_notifier_reports(aftercare, appointment_id, at=starts_at - timedelta(hours=24))
     aftercare.clock.set(AFTER_FIRST_REMINDER)
+
+
+async def the_notifier_reports(aftercare: Aftercare, appointment_id: str = "apt-r-1", *, at: datetime,
+                               status: str = "sent", source: str = "dispatcher", step: str = "reminder_24h",
+                               error_code: str | None = None, version: int = 1) -> None:
+    """What the notifier publishes on clinic.deliveries.v1 about one of its reminder texts (a ledger row per
+    step and appointment version), as aftercare consumes it."""
+    await aftercare.parts.sent_reminders.handle_batch([DeliveryStatusChanged(
+        occurred_at=at, appointment_id=appointment_id, delivery_id=f"d-{appointment_id}-{step}-v{version}",
+        service="notifier",
+        step=step, channel="sms", template="reminder", source=source, status=status, error_code=error_code,
+    )])
 
 
 async def requests(aftercare: Aftercare, event_type: str) -> list[dict[str, object]]:
@@ -113,6 +133,7 @@ async def test_a_cancelled_visit_takes_no_answer_and_a_reschedule_asks_again(aft
     event = booked("apt-r-1", VISIT_AT, occurred_at=VISIT_AT - timedelta(days=7))
     aftercare.clock.set(VISIT_AT - timedelta(days=7))
     await aftercare.completed_visits.handle_batch([event])
+    await the_notifier_reports(aftercare, at=FIRST_REMINDER)
     aftercare.clock.set(AFTER_FIRST_REMINDER)
     await aftercare.answers.sms_reply("SM-1", PATIENT_PHONE, "C")
     moved = rescheduled(event, VISIT_AT + timedelta(days=1), sequence=2)
@@ -132,7 +153,7 @@ async def test_a_check_in_sent_after_the_reminder_is_what_the_text_answers(after
     # visit's reminder (Wednesday 10:00).
     await a_booked_visit(aftercare)
     await aftercare.visit_completed("apt-dn-1")
-    aftercare.clock.set(datetime(2026, 6, 10, 17, 0, tzinfo=TORONTO))
+    await aftercare.time_passes_until(datetime(2026, 6, 10, 17, 0, tzinfo=TORONTO))  # the check-in text goes out
 
     outcome = await aftercare.answers.sms_reply("SM-3", PATIENT_PHONE, "3")
 
@@ -149,3 +170,75 @@ async def test_a_completed_visit_is_no_longer_waiting_for_an_answer(aftercare: A
 
     [row] = await aftercare.rows(select(upcoming_visits))
     assert row.status == "completed"
+
+
+@pytest.mark.parametrize("reports", [
+    pytest.param([], id="never-sent"),
+    pytest.param([("dispatcher", "skipped", None)], id="skipped"),
+    pytest.param([("dispatcher", "failed", "21211")], id="failed"),
+    pytest.param([("dispatcher", "sent", None), ("provider", "undelivered", "30003")], id="undelivered"),
+])
+async def test_a_reminder_the_patient_never_got_is_not_what_their_text_answers(
+        aftercare: Aftercare, reports: list[tuple[str, str, str | None]]) -> None:
+    # The schedule planned Wednesday's reminder, but it never reached the phone: "C" answers nothing.
+    await a_booked_visit(aftercare, reminded=False)
+    for source, status, code in reports:
+        await the_notifier_reports(aftercare, at=FIRST_REMINDER, source=source, status=status, error_code=code)
+
+    outcome = await aftercare.answers.sms_reply("SM-c", PATIENT_PHONE, "C")
+
+    assert await requests(aftercare, "AppointmentConfirmed") == []
+    assert outcome.response_text is None or "confirmed" not in outcome.response_text
+    [reply] = await aftercare.replies()
+    assert not reply.intent.startswith("reminder_")
+
+
+async def test_a_check_in_due_but_not_yet_sent_leaves_the_reminder_as_the_last_message(
+        aftercare: Aftercare) -> None:
+    # Tuesday's visit's check-in falls due Wednesday 16:00, but no text has gone out yet (the SMS channel
+    # is held up): at 17:00 the last text the phone got is still Wednesday 10:00's reminder.
+    await a_booked_visit(aftercare)
+    await aftercare.visit_completed("apt-dn-1")
+    aftercare.clock.set(datetime(2026, 6, 10, 17, 0, tzinfo=TORONTO))
+
+    outcome = await aftercare.answers.sms_reply("SM-c", PATIENT_PHONE, "C")
+
+    assert len(await requests(aftercare, "AppointmentConfirmed")) == 1
+    assert outcome.response_text is not None and "confirmed" in outcome.response_text
+
+
+async def test_of_two_reminders_one_undelivered_the_one_that_arrived_is_answered(aftercare: Aftercare) -> None:
+    await a_booked_visit(aftercare)  # Wednesday 10:00's arrived
+    two_hours_before = VISIT_AT - timedelta(hours=2)
+    await the_notifier_reports(aftercare, at=two_hours_before, step="reminder_2h")
+    await the_notifier_reports(aftercare, at=two_hours_before + timedelta(seconds=20), step="reminder_2h",
+                               source="provider", status="undelivered", error_code="30003")
+    await the_notifier_reports(aftercare, at=two_hours_before + timedelta(seconds=30), step="reminder_2h",
+                               source="provider", status="delivered")  # a late report cannot undo it
+    aftercare.clock.set(VISIT_AT - timedelta(hours=1))
+
+    await aftercare.answers.sms_reply("SM-c", PATIENT_PHONE, "yes")
+
+    assert len(await requests(aftercare, "AppointmentConfirmed")) == 1
+
+
+async def test_a_reminder_sent_before_a_reschedule_is_not_what_a_text_about_the_new_time_answers(
+        aftercare: Aftercare) -> None:
+    event = booked("apt-r-1", VISIT_AT, occurred_at=VISIT_AT - timedelta(days=7))
+    aftercare.clock.set(VISIT_AT - timedelta(days=7))
+    await aftercare.completed_visits.handle_batch([event])
+    await the_notifier_reports(aftercare, at=FIRST_REMINDER)
+    new_time = VISIT_AT + timedelta(days=2)
+    moved_at = AFTER_FIRST_REMINDER
+    await aftercare.completed_visits.handle_batch([
+        rescheduled(event, new_time, sequence=2).model_copy(update={"occurred_at": moved_at})])
+    aftercare.clock.set(moved_at + timedelta(minutes=5))
+
+    await aftercare.answers.sms_reply("SM-1", PATIENT_PHONE, "C")  # after the reschedule notice
+    assert await requests(aftercare, "AppointmentConfirmed") == []
+
+    await the_notifier_reports(aftercare, at=new_time - timedelta(hours=24), version=2)  # the new time's reminder
+    aftercare.clock.set(new_time - timedelta(hours=23))
+    await aftercare.answers.sms_reply("SM-2", PATIENT_PHONE, "C")
+    [confirmed] = await requests(aftercare, "AppointmentConfirmed")
+    assert datetime.fromisoformat(str(confirmed["starts_at"])) == new_time

@@ -16,7 +16,6 @@ from services.aftercare.domain.reminder_replies import (
     UpcomingVisit,
     decide_reminder_reply,
     read_reminder_reply,
-    reminders_sent_at,
     visit_answered,
 )
 from shared.clinic_config import ClinicConfig, load_clinic_config
@@ -79,40 +78,40 @@ def test_a_reply_to_a_reminder_is_read_in_both_languages(body: str, reading: Rem
     assert read_reminder_reply(body) is reading
 
 
-def test_reminders_go_out_as_the_schedule_plans_them(clinic: ClinicConfig) -> None:
-    assert reminders_sent_at(visit(), clinic) == (VISIT_AT - timedelta(hours=24), VISIT_AT - timedelta(hours=2))
-
-
-def test_a_reminder_planned_inside_quiet_hours_went_out_when_they_ended(clinic: ClinicConfig) -> None:
-    early = datetime(2026, 6, 10, 8, 30, tzinfo=TORONTO)  # 2 h before is 06:30, quiet until 08:00
-    sent = reminders_sent_at(visit(starts_at=early), clinic)
-    assert datetime(2026, 6, 10, 8, 0, tzinfo=TORONTO) in sent
-
+FIRST_REMINDER = VISIT_AT - timedelta(hours=24)  # when the notifier reported it sent
 
 CONTEXTS = [
-    # (when the text arrives, when the last check-in went out, status, whether it answers the reminder)
-    (VISIT_AT - timedelta(hours=20), None, UpcomingStatus.BOOKED, True),
-    (VISIT_AT - timedelta(hours=30), None, UpcomingStatus.BOOKED, False),  # no reminder out yet
-    (VISIT_AT + timedelta(minutes=1), None, UpcomingStatus.BOOKED, False),  # the visit has started
-    (VISIT_AT - timedelta(hours=20), None, UpcomingStatus.CANCELLED, False),
-    (VISIT_AT - timedelta(hours=20), VISIT_AT - timedelta(hours=23), UpcomingStatus.BOOKED, False),  # check-in later
-    (VISIT_AT - timedelta(hours=20), VISIT_AT - timedelta(hours=30), UpcomingStatus.BOOKED, True),  # reminder later
-    (VISIT_AT - timedelta(hours=1), VISIT_AT - timedelta(hours=23), UpcomingStatus.BOOKED, True),  # the 2 h one
+    # (when the text arrives, when the reminder went out, when the last check-in text went out, status,
+    #  whether it answers the reminder)
+    (VISIT_AT - timedelta(hours=20), FIRST_REMINDER, None, UpcomingStatus.BOOKED, True),
+    (VISIT_AT - timedelta(hours=20), None, None, UpcomingStatus.BOOKED, False),  # no reminder went out
+    (VISIT_AT - timedelta(hours=30), FIRST_REMINDER, None, UpcomingStatus.BOOKED, False),  # not out yet
+    (VISIT_AT + timedelta(minutes=1), FIRST_REMINDER, None, UpcomingStatus.BOOKED, False),  # the visit has started
+    (VISIT_AT - timedelta(hours=20), FIRST_REMINDER, None, UpcomingStatus.CANCELLED, False),
+    (VISIT_AT - timedelta(hours=20), BOOKED_AT - timedelta(days=1), None, UpcomingStatus.BOOKED, False),  # old time
+    (VISIT_AT - timedelta(hours=20), FIRST_REMINDER, VISIT_AT - timedelta(hours=23), UpcomingStatus.BOOKED,
+     False),  # a check-in text went out after the reminder
+    (VISIT_AT - timedelta(hours=20), FIRST_REMINDER, VISIT_AT - timedelta(hours=30), UpcomingStatus.BOOKED,
+     True),  # the reminder went out after the check-in
+    (VISIT_AT - timedelta(hours=1), VISIT_AT - timedelta(hours=2), VISIT_AT - timedelta(hours=23),
+     UpcomingStatus.BOOKED, True),  # the 2 h one
 ]
 
 
-@pytest.mark.parametrize(("now", "check_in_at", "status", "answers_reminder"), CONTEXTS)
-def test_a_text_answers_the_reminder_only_when_it_was_the_last_message_within_its_window(
-        clinic: ClinicConfig, now: datetime, check_in_at: datetime | None, status: UpcomingStatus,
+@pytest.mark.parametrize(("now", "reminder_at", "check_in_at", "status", "answers_reminder"), CONTEXTS)
+def test_a_text_answers_the_reminder_only_when_it_was_the_last_message_sent_within_its_window(
+        now: datetime, reminder_at: datetime | None, check_in_at: datetime | None, status: UpcomingStatus,
         answers_reminder: bool) -> None:
-    answered = visit_answered([visit(status=status)], clinic, now, check_in_at)
+    sent = {"apt-1": reminder_at} if reminder_at else {}
+    answered = visit_answered([visit(status=status)], sent, now, check_in_at)
     assert (answered is not None) is answers_reminder
 
 
-def test_of_two_visits_the_text_answers_the_one_reminded_last(clinic: ClinicConfig) -> None:
+def test_of_two_visits_the_text_answers_the_one_reminded_last() -> None:
     later = visit(appointment_id="apt-2", starts_at=VISIT_AT + timedelta(hours=3))
     now = VISIT_AT - timedelta(hours=1)  # apt-1's 2 h reminder at 08:00, apt-2's 24 h one the day before
-    assert visit_answered([later, visit()], clinic, now, None) == visit()
+    sent = {"apt-1": VISIT_AT - timedelta(hours=2), "apt-2": VISIT_AT - timedelta(hours=21)}
+    assert visit_answered([later, visit()], sent, now, None) == visit()
 
 
 NOW = VISIT_AT - timedelta(hours=20)
