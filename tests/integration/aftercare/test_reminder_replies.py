@@ -10,7 +10,6 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 import pytest
-
 from sqlalchemy import select
 
 from services.aftercare.tables import upcoming_visits
