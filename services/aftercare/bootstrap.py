@@ -26,6 +26,7 @@ from services.aftercare.http import create_web_app
 from services.aftercare.screening_http import add_screening_routes
 from services.aftercare.settings import AftercareSettings
 from services.aftercare.store import CheckInStore, ConsentTrail, UpcomingVisitStore
+from services.aftercare.trajectory_email import ChartDrawingSender, TrajectoryComposer
 from services.aftercare.workers import consumer_worker, no_reply_worker
 from shared.channels.messages import EmailSender, SmsSender
 from shared.clinic_config import ClinicConfig, load_clinic_config
@@ -107,11 +108,13 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
     links = patient_links(delivery)
     ledger = DeliveryLedger(engine)
     suppressions = SuppressionList(engine)
-    composer = MessageComposer(checked_catalogue(clinic), clinic, links)
+    # Staff emails' soreness charts are drawn as they go out, off the event loop (trajectory_email.py).
+    composer = TrajectoryComposer(checked_catalogue(clinic), clinic, links)
     outbox = Outbox(tables.outbox)
     outcomes = DeliveryOutcomes(service=SERVICE, ledger=ledger, outbox=outbox)
     dispatcher = Dispatcher(
-        service=SERVICE, ledger=ledger, composer=composer, email=email, sms=sms, suppressions=suppressions,
+        service=SERVICE, ledger=ledger, composer=composer, email=ChartDrawingSender(email, clinic), sms=sms,
+        suppressions=suppressions,
         clock=clock, outcomes=outcomes, **dispatch_options(delivery),
     )
     relay = OutboxRelay(
@@ -141,7 +144,7 @@ def build(settings: AftercareSettings, *, clock: Clock | None = None, email: Ema
                                              clinic=clinic, clock=clock, on_recorded=something_to_send,
                                              upcoming=upcoming)
     silence = NoReplyWatch(engine=engine, store=store, ledger=ledger, outbox=outbox, clinic=clinic,
-                           clock=clock, on_recorded=something_to_send)
+                           clock=clock, links=links, on_recorded=something_to_send)
     broker = _consuming_broker(settings, completed_visits, sent_reminders)
     health = Health(SERVICE)
     web_app = create_web_app(

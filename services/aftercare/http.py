@@ -1,6 +1,7 @@
 """The aftercare service's HTTP side: Twilio's inbound-SMS webhook and the patient's web pages."""
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 from xml.sax.saxutils import escape
@@ -143,7 +144,8 @@ def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: Pati
         async with answers.engine.connect() as connection:
             trajectory = await patient_trajectory(connection, claims["patient"], claims["type"])
         locale = known_locale(claims.get("locale"))
-        return trajectory_page(trajectory, chart_png(trajectory, clinic, locale), locale=locale,
+        chart = await asyncio.to_thread(chart_png, trajectory.points, clinic, locale)  # CPU-bound: off the loop
+        return trajectory_page(trajectory, chart, locale=locale,
                                time_zone=clinic.clinic.time_zone, clinic_name=clinic.clinic.name)
 
     @app.get("/unsubscribe/{token}")

@@ -3,13 +3,16 @@
 x is the time each check-in was answered (in the clinic's time zone), y the 0-10 score, with the
 clinic's bands shaded: mild at or below the reassurance threshold, escalation at or above its
 threshold. Labels are in the staff member's language. Drawn on matplotlib's Agg canvas, without
-pyplot's global state, so that concurrent renders cannot mix their figures.
+pyplot's global state, one drawing at a time (its settings are process-wide): a drawing takes a good
+fraction of a second of CPU, so callers on the event loop run it in a worker thread (`asyncio.to_thread`).
 """
 from __future__ import annotations
 
 import io
+import threading
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Literal
+from typing import Literal, Protocol
 from zoneinfo import ZoneInfo
 
 from babel.dates import format_date
@@ -18,8 +21,6 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, MaxNLocator
-
-from services.aftercare.domain.trajectory import Trajectory
 
 POINTS_ID = "soreness-scores"  # the SVG group holding one marker per score
 SIZE_INCHES = (7.2, 3.6)
@@ -47,13 +48,33 @@ WORDS: dict[str, dict[str, str]] = {
 }
 
 
+_DRAWING = threading.Lock()  # rc_context changes matplotlib's process-wide settings while it draws
+
+
+class Scored(Protocol):
+    """A point of the chart: a score and when it was given."""
+
+    @property
+    def answered_at(self) -> datetime: ...
+
+    @property
+    def score(self) -> int: ...
+
+
 def words(locale: str) -> dict[str, str]:
     return WORDS.get(locale, WORDS["en-CA"])
 
 
-def render_chart(trajectory: Trajectory, *, mild_at_or_below: int, escalate_at_or_above: int, locale: str,
+def render_chart(points: Sequence[Scored], *, mild_at_or_below: int, escalate_at_or_above: int, locale: str,
                  time_zone: str, image_format: Literal["png", "svg"] = "png") -> bytes:
-    """The chart as PNG or SVG bytes; one marker per score, labelled with the score."""
+    """The chart as PNG or SVG bytes; one marker per score, labelled with the score. CPU-bound: off the
+    event loop, call it through `asyncio.to_thread`."""
+    with _DRAWING:
+        return _render(points, mild_at_or_below, escalate_at_or_above, locale, time_zone, image_format)
+
+
+def _render(points: Sequence[Scored], mild_at_or_below: int, escalate_at_or_above: int, locale: str,
+            time_zone: str, image_format: Literal["png", "svg"]) -> bytes:
     said = words(locale)
     zone = ZoneInfo(time_zone)
     # svg.fonttype none keeps labels as text: readable by screen readers and by tests.
@@ -65,8 +86,8 @@ def render_chart(trajectory: Trajectory, *, mild_at_or_below: int, escalate_at_o
                      label=said["mild"].format(mild=mild_at_or_below))
         axes.axhspan(escalate_at_or_above - 0.5, 10.5, color="#b42318", alpha=0.12,
                      label=said["escalation"].format(escalate=escalate_at_or_above))
-        times = [float(mdates.date2num(point.answered_at)) for point in trajectory.points]
-        scores = [point.score for point in trajectory.points]
+        times = [float(mdates.date2num(point.answered_at)) for point in points]
+        scores = [point.score for point in points]
         if times:
             [line] = axes.plot(times, scores, marker="o", color="#0b4f8a", linewidth=2, label=said["scores"])
             line.set_gid(POINTS_ID)

@@ -167,7 +167,7 @@ class CheckInAnswers:
         if decision.staff_messages:
             # An escalation's alert carries its reference and acknowledgement link.
             decision = replace(decision, staff_messages=await with_trajectory(
-                connection, decision.staff_messages, links=self.composer.links, clinic=self.clinic))
+                connection, decision.staff_messages, links=self.composer.links))
             await self.ledger.record(connection, await self.escalations.opened(connection, decision, now), now)
         response = None
         if (to_patient := decision.response) is not None:

@@ -1,12 +1,13 @@
 """The soreness trajectory in the clinician's emails: the chart inline, and a link to the staff page.
 
 Runs in the transaction that records the staff messages, after the answer itself is recorded, so the
-chart shows the score that caused the message. The chart is stored with the message (base64 PNG in
-its context): a resend shows the same picture, and the composer needs no database.
+chart shows the score that caused the message. The message keeps the plan's scores and when each was
+given (a few dozen bytes a score, `trajectory_points` in its context), not a picture: the chart is drawn
+from them when the email goes out (`trajectory_email.py`), off the event loop, and a resend draws the
+same picture.
 """
 from __future__ import annotations
 
-import base64
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import timedelta
@@ -15,7 +16,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.aftercare.domain.trajectory import Trajectory
-from services.aftercare.trajectory_chart import render_chart
+from services.aftercare.trajectory_chart import Scored, render_chart
 from services.aftercare.views import patient_trajectory, plan_of
 from shared.clinic_config import ClinicConfig
 from shared.ledger.model import DeliveryIntent
@@ -42,15 +43,16 @@ def trajectory_claims(links: PatientLinks, token: str) -> dict[str, Any] | None:
     return claims if isinstance(claims.get("patient"), str) and isinstance(claims.get("type"), str) else None
 
 
-def chart_png(trajectory: Trajectory, clinic: ClinicConfig, locale: str) -> bytes:
+def chart_png(points: Sequence[Scored], clinic: ClinicConfig, locale: str) -> bytes:
+    """The chart in the clinic's bands and time zone. CPU-bound: from the event loop, through `asyncio.to_thread`."""
     triage = clinic.aftercare.triage
-    return render_chart(trajectory, mild_at_or_below=triage.reassure_at_or_below,
+    return render_chart(points, mild_at_or_below=triage.reassure_at_or_below,
                         escalate_at_or_above=triage.escalate_at_or_above, locale=locale,
                         time_zone=clinic.clinic.time_zone)
 
 
-async def with_trajectory(connection: AsyncConnection, intents: Sequence[DeliveryIntent], *, links: PatientLinks,
-                          clinic: ClinicConfig) -> tuple[DeliveryIntent, ...]:
+async def with_trajectory(connection: AsyncConnection, intents: Sequence[DeliveryIntent], *,
+                          links: PatientLinks) -> tuple[DeliveryIntent, ...]:
     """The staff emails among `intents` with the patient's chart and page link; other messages unchanged.
 
     Nothing is added for a text nobody could match to a visit, or for visits recorded before the patient
@@ -63,12 +65,10 @@ async def with_trajectory(connection: AsyncConnection, intents: Sequence[Deliver
         return tuple(intents)
     patient_id, appointment_type = plan
     trajectory = await patient_trajectory(connection, patient_id, appointment_type)
-    return tuple(_with_chart(intent, trajectory, links, clinic) if intent in charted else intent
-                 for intent in intents)
+    return tuple(_with_chart(intent, trajectory, links) if intent in charted else intent for intent in intents)
 
 
-def _with_chart(intent: DeliveryIntent, trajectory: Trajectory, links: PatientLinks,
-                clinic: ClinicConfig) -> DeliveryIntent:
+def _with_chart(intent: DeliveryIntent, trajectory: Trajectory, links: PatientLinks) -> DeliveryIntent:
     extra = dict(intent.context.get("extra", {}))
     extra.update(
         trajectory_url=trajectory_url(links, trajectory.patient_id, str(trajectory.appointment_type), intent.locale),
@@ -77,9 +77,8 @@ def _with_chart(intent: DeliveryIntent, trajectory: Trajectory, links: PatientLi
     )
     if trajectory.points:
         extra.update(
-            trajectory_chart=CHART_CONTENT_ID,
-            inline_images=[{"content_id": CHART_CONTENT_ID, "filename": "soreness-trajectory.png",
-                            "mime_type": "image/png",
-                            "base64": base64.b64encode(chart_png(trajectory, clinic, intent.locale)).decode()}],
+            trajectory_chart=CHART_CONTENT_ID,  # the HTML shows "cid:" it; the picture is drawn as the email goes
+            trajectory_points=[{"at": point.answered_at.isoformat(), "score": point.score}
+                               for point in trajectory.points],
         )
     return replace(intent, context=intent.context | {"extra": extra})

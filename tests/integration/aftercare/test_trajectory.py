@@ -12,10 +12,12 @@ import html
 import io
 import json
 import re
-from collections.abc import AsyncIterator, Iterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
@@ -27,12 +29,14 @@ from typer.testing import CliRunner
 from cli import app as cli_app
 from sandbox.smtp_sink import ReceivedMail, SmtpSink
 from services.aftercare.domain.check_ins import check_in_id
-from services.aftercare.handlers.trajectory import CHART_CONTENT_ID, LINK_PURPOSE
+from services.aftercare.handlers.trajectory import CHART_CONTENT_ID, LINK_PURPOSE, chart_png
+from services.aftercare.trajectory_email import ChartDrawingSender, ChartPoint
 from shared.channels.email import SmtpEmailSender
 from shared.ledger.model import Delivery
 from tests.integration.aftercare.conftest import ON_CALL_EMAIL, PATIENT_PHONE, VISIT_ENDS, Aftercare, aftercare_on
 from tests.support.events import booked, completed, patient
 
+T = TypeVar("T")
 PATIENT_ID = "pt-plan-7"
 PATIENT_NAME = "Jordan Okafor"
 PLAN = (("apt-plan-1", VISIT_ENDS - timedelta(weeks=2), 6),
@@ -81,12 +85,13 @@ async def staff_email(desk: Aftercare, template: str = "staff_alert") -> Deliver
 
 
 async def sent_through_smtp(desk: Aftercare, sink: SmtpSink, delivery: Delivery) -> ReceivedMail:
+    """The email as the service's dispatcher sends it: composed, its chart drawn, through SMTP."""
     sink.clear()
-    sender = SmtpEmailSender("127.0.0.1", sink.port, "Harbourfront Clinic <desk@harbourfront-clinic.example>")
+    smtp = SmtpEmailSender("127.0.0.1", sink.port, "Harbourfront Clinic <desk@harbourfront-clinic.example>")
     try:
-        await sender.send(desk.composer.email(delivery, desk.clock.now()))
+        await ChartDrawingSender(smtp, desk.clinic).send(desk.composer.email(delivery, desk.clock.now()))
     finally:
-        await sender.close()
+        await smtp.close()
     [mail] = sink.messages
     return mail
 
@@ -143,6 +148,82 @@ async def test_a_review_email_carries_the_chart_too(aftercare: Aftercare, sink: 
     mail = await sent_through_smtp(aftercare, sink, delivery)
     assert inline_chart(mail).size == (720, 360)
     assert "One score so far: 5/10." in html.unescape(mail.body("html"))
+
+
+async def test_the_alert_on_record_keeps_the_plan_s_scores_not_a_picture(aftercare: Aftercare) -> None:
+    await three_visits(aftercare)
+    delivery = await staff_email(aftercare)
+
+    extra = delivery.context["extra"]
+    assert [point["score"] for point in extra["trajectory_points"]] == [6, 4, 8]
+    assert "inline_images" not in extra
+    assert len(json.dumps(delivery.context)) < 4_000  # the whole row's context; a PNG alone is ~40 kB in base64
+
+
+async def test_a_visit_nobody_answered_is_reviewed_with_the_plan_s_chart(aftercare: Aftercare, sink: SmtpSink) -> None:
+    await visit_and_score(aftercare, "apt-plan-1", VISIT_ENDS - timedelta(weeks=1), 6)
+    second = booked("apt-plan-2", VISIT_ENDS - timedelta(minutes=30), occurred_at=VISIT_ENDS - timedelta(days=5),
+                    who=patient(patient_id=PATIENT_ID, name=PATIENT_NAME))
+    aftercare.clock.set(VISIT_ENDS + timedelta(minutes=3))
+    await aftercare.completed_visits(completed(second, sequence=2, completed_at=VISIT_ENDS))
+    aftercare.clock.set(VISIT_ENDS + timedelta(hours=48) + aftercare.clinic.aftercare.reply_window)
+    assert await aftercare.silence.sweep() == 1  # no answer to either check-in of the second visit
+
+    delivery = await staff_email(aftercare, "staff_review")
+    mail = await sent_through_smtp(aftercare, sink, delivery)
+
+    assert "no_reply" in delivery.context["extra"]["reasons"]
+    assert f'src="cid:{CHART_CONTENT_ID}"' in mail.body("html")
+    assert inline_chart(mail).size == (720, 360)
+    assert "One score so far: 6/10." in html.unescape(mail.body("html"))
+    assert "Every score of the plan: http://testserver/staff/trajectory/" in mail.body("plain")
+
+
+async def longest_stall(work: Awaitable[T]) -> tuple[T, float]:
+    """What `work` returns, and the longest time the event loop could not run anything else meanwhile."""
+    loop = asyncio.get_running_loop()
+    gaps: list[float] = []
+    finished = asyncio.Event()
+
+    async def tick() -> None:
+        last = loop.time()
+        while not finished.is_set():
+            await asyncio.sleep(0.005)
+            gaps.append(loop.time() - last)
+            last = loop.time()
+
+    ticker = asyncio.create_task(tick())
+    try:
+        result = await work
+    finally:
+        finished.set()
+        await ticker
+    return result, max(gaps, default=0.0)
+
+
+async def test_recording_a_worrying_score_and_sending_its_alert_never_hold_the_event_loop_for_the_drawing(
+        aftercare: Aftercare, sink: SmtpSink) -> None:
+    for appointment_id, ends_at, score in PLAN[:2]:
+        await visit_and_score(aftercare, appointment_id, ends_at, score)
+    points = [ChartPoint(ends_at + timedelta(hours=25), score) for _, ends_at, score in PLAN]
+    chart_png(points, aftercare.clinic, "en-CA")  # matplotlib's first drawing loads its fonts
+    started = time.perf_counter()
+    chart_png(points, aftercare.clinic, "en-CA")
+    drawing = time.perf_counter() - started  # what one drawing holds the CPU for, measured here and now
+
+    appointment_id, ends_at, score = PLAN[2]
+    visit = booked(appointment_id, ends_at - timedelta(minutes=30), occurred_at=ends_at - timedelta(days=5),
+                   who=patient(patient_id=PATIENT_ID, name=PATIENT_NAME))
+    aftercare.clock.set(ends_at + timedelta(minutes=3))
+    await aftercare.completed_visits(completed(visit, sequence=2, completed_at=ends_at))
+    aftercare.clock.set(ends_at + timedelta(hours=25))
+    _, recording = await longest_stall(aftercare.answers.web_score(check_in_id(appointment_id, 1), score))
+    mail, sending = await longest_stall(sent_through_smtp(aftercare, sink, await staff_email(aftercare)))
+
+    print(f"one drawing {drawing:.3f} s; longest stall of the loop: recording {recording:.3f} s, "
+          f"sending {sending:.3f} s")
+    assert inline_chart(mail).size == (720, 360)
+    assert recording < drawing / 2 and sending < drawing / 2
 
 
 async def test_the_staff_page_shows_the_chart_and_every_score_behind_the_emailed_link(

@@ -68,7 +68,7 @@ def test_bands_follow_the_clinic_thresholds() -> None:
 # --- the chart ---
 
 def chart(scores: tuple[int, ...], locale: str = "en-CA", image_format: Literal["png", "svg"] = "png") -> bytes:
-    return render_chart(trajectory_of("pt-1", "dry_needling", plan(*scores)), mild_at_or_below=3,
+    return render_chart(trajectory_of("pt-1", "dry_needling", plan(*scores)).points, mild_at_or_below=3,
                         escalate_at_or_above=7, locale=locale, time_zone="America/Toronto",
                         image_format=image_format)
 
