@@ -5,7 +5,7 @@ Each store is built on the engine; a method that takes a connection runs in the 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
@@ -26,6 +26,21 @@ def _check_in(row: Row[Any]) -> CheckIn:
                    row.context, row.due_at, CheckInStatus(row.status), row.score, row.unreadable_replies)
 
 
+@dataclass(frozen=True)
+class VisitCheckIns:
+    """A completed visit's planned check-ins, with where and in which language they go."""
+
+    appointment_id: str
+    plans: tuple[CheckInPlan, ...]
+    phone: str | None
+    email: str | None
+    locale: str
+    context: dict[str, Any]
+    patient_id: str | None = None
+    appointment_type: str | None = None
+    visit_at: datetime | None = None
+
+
 class CheckInStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
@@ -42,16 +57,26 @@ class CheckInStore:
         """Store planned check-ins; returns the ids of those not stored before.
 
         The patient, appointment type and visit time place the check-ins on the patient's trajectory."""
-        if not plans:
+        return await self.add_many(connection, [VisitCheckIns(
+            appointment_id, plans, phone, email, locale, context, patient_id, appointment_type, visit_at)], now)
+
+    async def add_many(self, connection: AsyncConnection, visits: Sequence[VisitCheckIns], now: datetime) -> list[str]:
+        """Store the planned check-ins of several visits in one statement; returns the ids of those not stored
+        before (a check-in planned twice is stored once, as first planned)."""
+        rows: dict[str, dict[str, Any]] = {}
+        for visit in visits:
+            for plan in visit.plans:
+                rows.setdefault(plan.id, {
+                    "id": plan.id, "appointment_id": visit.appointment_id, "round": plan.round, "rounds": plan.rounds,
+                    "phone": visit.phone, "email": visit.email, "locale": visit.locale, "context": visit.context,
+                    "due_at": plan.due_at, "status": CheckInStatus.SCHEDULED, "unreadable_replies": 0,
+                    "created_at": now, "updated_at": now, "patient_id": visit.patient_id,
+                    "appointment_type": visit.appointment_type, "visit_at": visit.visit_at,
+                })
+        if not rows:
             return []
         statement = insert_ignoring_duplicates(self.engine.dialect.name, check_ins).returning(check_ins.c.id)
-        result = await connection.execute(statement, [
-            {"id": plan.id, "appointment_id": appointment_id, "round": plan.round, "rounds": plan.rounds,
-             "phone": phone, "email": email, "locale": locale, "context": context, "due_at": plan.due_at,
-             "status": CheckInStatus.SCHEDULED, "unreadable_replies": 0, "created_at": now, "updated_at": now,
-             "patient_id": patient_id, "appointment_type": appointment_type, "visit_at": visit_at}
-            for plan in plans
-        ])
+        result = await connection.execute(statement, list(rows.values()))
         return [row.id for row in result]
 
     async def get(self, connection: AsyncConnection, check_in_id: str) -> CheckIn | None:

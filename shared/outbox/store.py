@@ -59,6 +59,15 @@ class OutboxMessage:
 
 
 @dataclass(frozen=True)
+class OutgoingEvent:
+    """An event to store in the outbox: published to `topic` under `key`."""
+
+    topic: str
+    key: str
+    event: BaseModel
+
+
+@dataclass(frozen=True)
 class OutboxBacklog:
     unpublished: int
     oldest_created_at: datetime | None
@@ -88,6 +97,15 @@ class Outbox:
         if inserted is None:
             raise RuntimeError("the database returned no id for the outbox row")
         return int(inserted[0])
+
+    async def add_many(self, connection: AsyncConnection, events: Sequence[OutgoingEvent], now: datetime) -> None:
+        """Store the events in the caller's transaction, in one statement; they are published in this order."""
+        if events:
+            await connection.execute(self.table.insert(), [
+                {"topic": e.topic, "key": e.key, "value": e.event.model_dump_json(), "headers": event_headers(e.event),
+                 "created_at": now}
+                for e in events
+            ])
 
     async def oldest_unpublished(self, engine: AsyncEngine, limit: int) -> list[OutboxMessage]:
         async with engine.connect() as connection:

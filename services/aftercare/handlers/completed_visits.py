@@ -1,14 +1,14 @@
 """Completed visits: record the advice and the check-ins to come, a batch of events in one transaction."""
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Sequence
-from datetime import datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aftercare.domain.check_ins import AftercarePlan, plan_aftercare
 from services.aftercare.domain.reminder_replies import upcoming_from_event
-from services.aftercare.store import CheckInStore, UpcomingVisitStore
+from services.aftercare.store import CheckInStore, UpcomingVisitStore, VisitCheckIns
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
 from shared.delivery.context import appointment_context
@@ -17,7 +17,7 @@ from shared.events.aftercare import CheckInScheduled
 from shared.events.appointment import AppointmentCompleted, AppointmentEvent
 from shared.ledger.ledger import DeliveryLedger
 from shared.observability import get_logger
-from shared.outbox.store import Outbox
+from shared.outbox.store import Outbox, OutgoingEvent
 from shared.topics import AFTERCARE_RECORDS
 
 log = get_logger(__name__)
@@ -45,41 +45,44 @@ class CompletedVisitHandler:
         events have none. A visit seen again adds nothing: its check-ins and messages are already there.
 
         Every event also moves on the visit's row among the upcoming visits (a reply to its reminder is read
-        against it), in the same transaction."""
+        against it), in the same transaction. The batch is written in a few statements whatever its size:
+        the upcoming visits, then every check-in, every message and every outbox event, each kind at once and
+        in the events' order."""
         now = self.clock.now()
-        plans: list[AftercarePlan | None] = []
+        plans = [plan_aftercare(event, self.clinic, now) if isinstance(event, AppointmentCompleted) else None
+                 for event in events]
+        completions = [(event, plan) for event, plan in zip(events, plans, strict=True)
+                       if isinstance(event, AppointmentCompleted) and plan is not None]
         async with self.engine.begin() as connection:
             await self.upcoming.apply(connection, [upcoming_from_event(event) for event in events], now)
-            for event in events:
-                plans.append(await self._plan(connection, event, now) if isinstance(event, AppointmentCompleted)
-                             else None)
-        for event, plan in zip(events, plans, strict=True):
-            if plan is not None:
-                log.info("visit_completed_aftercare_planned", event_id=str(event.event_id),
-                         check_ins=len(plan.check_ins), messages=len(plan.intents),
-                         skipped_steps=[f"{s.step}:{s.reason}" for s in plan.skipped])
-        if any(plan is not None for plan in plans):
+            new_check_ins = set(await self.store.add_many(
+                connection, [_check_ins_of(event, plan) for event, plan in completions], now))
+            await self.ledger.record(connection, [intent for _, plan in completions for intent in plan.intents], now)
+            scheduled: list[OutgoingEvent] = []
+            for event, plan in completions:
+                for check_in in plan.check_ins:
+                    if check_in.id in new_check_ins:
+                        new_check_ins.discard(check_in.id)  # told once, by the first visit that planned it
+                        scheduled.append(OutgoingEvent(AFTERCARE_RECORDS, event.appointment_id, CheckInScheduled(
+                            occurred_at=now, check_in_id=check_in.id, appointment_id=event.appointment_id,
+                            round=check_in.round, due_at=check_in.due_at, channels=list(check_in.channels))))
+            await self.outbox.add_many(connection, scheduled, now)
+        if completions:
+            log.info("visits_completed_aftercare_planned", visits=len(completions),
+                     check_ins=sum(len(plan.check_ins) for _, plan in completions),
+                     messages=sum(len(plan.intents) for _, plan in completions),
+                     skipped_steps=dict(Counter(f"{s.step}:{s.reason}"
+                                                for _, plan in completions for s in plan.skipped)))
             self.on_recorded()
         return plans
 
-    async def _plan(self, connection: AsyncConnection, event: AppointmentCompleted, now: datetime) -> AftercarePlan:
-        plan = plan_aftercare(event, self.clinic, now)
-        channels = reachable_channels(event.patient)
-        staff_context = appointment_context(
-            event, patient_id=event.patient.patient_id, patient_name=event.patient.name,
-            patient_phone=event.patient.phone, needled_near_chest=event.needled_near_chest,
-        )
-        new_check_ins = set(await self.store.add(
-            connection, event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),
-            event.patient.locale, staff_context, now, patient_id=event.patient.patient_id,
-            appointment_type=event.appointment.type.value, visit_at=event.appointment.starts_at,
-        ))
-        await self.ledger.record(connection, plan.intents, now)
-        for check_in in plan.check_ins:
-            if check_in.id in new_check_ins:
-                await self.outbox.add(connection, topic=AFTERCARE_RECORDS, key=event.appointment_id, now=now,
-                                      event=CheckInScheduled(occurred_at=now, check_in_id=check_in.id,
-                                                             appointment_id=event.appointment_id,
-                                                             round=check_in.round, due_at=check_in.due_at,
-                                                             channels=list(check_in.channels)))
-        return plan
+
+def _check_ins_of(event: AppointmentCompleted, plan: AftercarePlan) -> VisitCheckIns:
+    channels = reachable_channels(event.patient)
+    staff_context = appointment_context(
+        event, patient_id=event.patient.patient_id, patient_name=event.patient.name,
+        patient_phone=event.patient.phone, needled_near_chest=event.needled_near_chest,
+    )
+    return VisitCheckIns(event.appointment_id, plan.check_ins, channels.get("sms"), channels.get("email"),
+                         event.patient.locale, staff_context, patient_id=event.patient.patient_id,
+                         appointment_type=event.appointment.type.value, visit_at=event.appointment.starts_at)
