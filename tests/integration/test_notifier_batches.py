@@ -3,6 +3,7 @@ them one by one leaves, and a batch is written in a few statements however many 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -11,7 +12,7 @@ import pytest
 from sqlalchemy import event, select, update
 
 from services.notifier.handlers import AppointmentEventHandler
-from services.notifier.store import AppointmentStateStore
+from services.notifier.store import AppointmentStateStore, ConcurrentAppointmentUpdate
 from services.notifier.tables import SCHEMA, appointments
 from shared.clock import FixedClock
 from shared.database import create_engine, create_tables
@@ -19,6 +20,7 @@ from shared.events.appointment import AppointmentEvent
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryStatus
 from shared.ledger.tables import deliveries
+from tests.conftest import create_postgres_database
 from tests.support.events import booked, cancelled, completed, no_show, rescheduled
 from tests.unit.notifier.test_series_decisions import CLINIC, NOW, plan
 
@@ -44,10 +46,17 @@ def later_batches() -> list[list[AppointmentEvent]]:
 
 
 @pytest.fixture
-async def handlers(tmp_path: Path) -> AsyncIterator[tuple[AppointmentEventHandler, AppointmentEventHandler]]:
+async def handlers(
+    database_url: str, tmp_path: Path, request: pytest.FixtureRequest,
+) -> AsyncIterator[tuple[AppointmentEventHandler, AppointmentEventHandler]]:
+    """Two notifiers' handlers on databases of their own, of the kind `database_url` is."""
+    if database_url.startswith("sqlite"):
+        other_url = f"sqlite+aiosqlite:///{tmp_path}/one-by-one.db"
+    else:
+        other_url = await create_postgres_database(request.getfixturevalue("postgres"))
     made = []
-    for name in ("batches", "one-by-one"):
-        engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/{name}.db")
+    for url in (database_url, other_url):
+        engine = create_engine(url)
         await create_tables(engine, SCHEMA)
         made.append(AppointmentEventHandler(engine=engine, ledger=DeliveryLedger(engine),
                                             states=AppointmentStateStore(engine), clinic=CLINIC, clock=FixedClock(NOW)))
@@ -118,8 +127,26 @@ async def test_a_batch_is_written_in_a_few_statements_however_many_events_it_hol
     await handler.handle_batch([rescheduled(b, b.appointment.starts_at + timedelta(hours=2), sequence=2)
                                 for b in bookings])
     await handler.handle_batch([completed(b, sequence=3) for b in bookings])
-    assert len(statements) <= 2 * 8, statements  # per batch: 2 reads, cancellations, intents, states
+    assert len(statements) <= 2 * 8, statements  # per batch: 2 reads, cancellations, intents, 3 for states
     async with handler.engine.connect() as connection:
         pending = (await connection.execute(
             select(deliveries.c.id).where(deliveries.c.status == DeliveryStatus.PENDING))).all()
     assert pending == [], "the completed visits' messages were all cancelled"
+
+
+async def test_a_batch_based_on_a_state_another_instance_already_replaced_is_refused_whole(
+    handlers: tuple[AppointmentEventHandler, AppointmentEventHandler],
+) -> None:
+    handler, _ = handlers
+    await handler.handle_batch([A, B])
+    async with handler.engine.connect() as connection:
+        seen = await handler.states.get_many(connection, ["apt-a", "apt-b"])
+    await handler.handle_batch([rescheduled(B, NOW + timedelta(days=8), sequence=2)])  # the other instance
+    moved_a = replace(seen["apt-a"], last_sequence=2, status="cancelled")
+    moved_b = replace(seen["apt-b"], last_sequence=3, status="cancelled")
+    with pytest.raises(ConcurrentAppointmentUpdate):
+        async with handler.engine.begin() as connection:
+            await handler.states.replace_many(connection, [(moved_a, seen["apt-a"]), (moved_b, seen["apt-b"])], NOW)
+    async with handler.engine.connect() as connection:
+        now_stored = await handler.states.get_many(connection, ["apt-a", "apt-b"])
+    assert (now_stored["apt-a"].last_sequence, now_stored["apt-b"].last_sequence) == (1, 2), "nothing of it is kept"
