@@ -17,8 +17,11 @@ from cli import app
 from shared.topics import DELIVERIES
 from tests.e2e.conftest import CLINIC_CONFIG, System
 from tests.support.channels import mails_to, wait_for_mails
+from tests.unit.templates.test_templates import treatment_words_in
 
 pytestmark = [pytest.mark.e2e, pytest.mark.kafka]
+# How the reminder's and the confirmation's email subjects start or say it, in each language.
+SUBJECTS = {"en-CA": ("Reminder", "confirmed"), "fr-CA": ("Rappel", "confirmé")}
 
 
 def deliveries_command(system: System, appointment_id: str) -> str:
@@ -54,8 +57,11 @@ async def status_events(bootstrap_servers: str, appointment_id: str, until: Any)
     return found
 
 
-def test_an_sms_reported_undelivered_30003_is_recorded_published_and_sent_by_email_once(system: System) -> None:
-    patient = system.new_patient()
+@pytest.mark.parametrize("locale", ["en-CA", "fr-CA"])
+def test_an_sms_reported_undelivered_30003_is_recorded_published_and_sent_by_email_once(
+        system: System, locale: str) -> None:
+    reminder, confirmed = SUBJECTS[locale]
+    patient = system.new_patient(locale=locale)
     # The confirmation and the first reminder are reported undelivered; the second reminder is delivered.
     system.twilio.inject_fault(30003, to=patient.phone, kind="delivery", times=2)
     starts_at = (datetime.now(UTC) + timedelta(seconds=25)).replace(microsecond=0)
@@ -63,12 +69,13 @@ def test_an_sms_reported_undelivered_30003_is_recorded_published_and_sent_by_ema
 
     system.twilio.wait_for_messages(patient.phone, 3, timeout=40)
     reminders = wait_for_mails(system.sink, patient.email, 1, timeout=30,
-                               where=lambda mail: mail.message["Subject"].startswith("Reminder"))
+                               where=lambda mail: mail.message["Subject"].startswith(reminder))
     time.sleep(3)  # time for a second fallback, if there were to be one
     assert len(reminders) == 1
-    assert len([m for m in mails_to(system.sink, patient.email) if m.message["Subject"].startswith("Reminder")]) == 1
+    assert len([m for m in mails_to(system.sink, patient.email) if m.message["Subject"].startswith(reminder)]) == 1
     # The confirmation's SMS was undelivered too, but its email copy went out already: no second email.
-    assert len([m for m in mails_to(system.sink, patient.email) if "confirmed" in m.message["Subject"]]) == 1
+    assert len([m for m in mails_to(system.sink, patient.email) if confirmed in m.message["Subject"]]) == 1
+    assert all(treatment_words_in(message["body"]) == [] for message in system.twilio.messages(patient.phone))
 
     output = wait_for_output(system, appointment_id, "undelivered", "30003", "reminder_24h:fallback", "delivered")
     assert "undelivered" in output and "30003" in output and "reminder_24h:fallback" in output
