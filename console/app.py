@@ -28,11 +28,11 @@ from console import readings
 from console.masking import mask_address, masked_body
 from console.replays import Replays
 from console.settings import ConsoleSettings
-from shared.topics import APPOINTMENTS_DEAD_LETTER, CONSENT_DEAD_LETTER
+from shared.topics import APPOINTMENTS_DEAD_LETTER, CONSENT_DEAD_LETTER, DELIVERIES_DEAD_LETTER
 
 COOKIE = "console_session"
 OPEN_PATHS = {"/login", "/healthz"}
-DEAD_LETTER_TOPICS = (APPOINTMENTS_DEAD_LETTER, CONSENT_DEAD_LETTER)
+DEAD_LETTER_TOPICS = (APPOINTMENTS_DEAD_LETTER, CONSENT_DEAD_LETTER, DELIVERIES_DEAD_LETTER)
 SHOWN_DEAD_LETTERS = 200
 KAFKA_ERRORS = (KafkaError, OSError, TimeoutError, LookupError)
 
