@@ -1,4 +1,4 @@
-"""Chaos runs: a fresh system per scenario on a broker of the chaos suite's own, figures written at the end."""
+"""Chaos runs: a fresh system and broker per scenario, figures written at the end."""
 from __future__ import annotations
 
 import shlex
@@ -18,10 +18,11 @@ from tests.support.kafka_server import KafkaServer, start_kafka
 _figures: list[report.ScenarioFigures] = []
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture
 def kafka(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaServer]:
-    """The chaos suite's own broker: its thousands of bookings and malformed records stay off the
-    session's broker, whose later tests start consumer groups that read the topics from the start."""
+    """A broker of each scenario's own: the services' new consumer groups read the topics from the
+    start, so thousands of bookings and malformed records left by one scenario (or by the session's
+    other tests) would be work queued ahead of the next scenario's."""
     server = start_kafka(tmp_path_factory.mktemp("chaos-kafka"))
     try:
         run_async(ensure_topics(server.bootstrap_servers))
