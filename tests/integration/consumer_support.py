@@ -97,6 +97,24 @@ async def dead_letters(bootstrap_servers: str, topic: str, group_id: str, expect
     return found
 
 
+async def begin_at_end(bootstrap_servers: str, group_id: str, topic: str = APPOINTMENTS) -> None:
+    """Commit `group_id` at the end of `topic`: the group reads only what is produced from now on, not
+    the records other tests of the session left on the shared broker."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group_id, enable_auto_commit=False)
+    await admin.start()
+    await reader.start()
+    try:
+        [description] = await admin.describe_topics([topic])
+        partitions = [TopicPartition(topic, p["partition"]) for p in description["partitions"]]
+        assert partitions, f"{topic} has no partitions"
+        reader.assign(partitions)
+        await reader.commit(await reader.end_offsets(partitions))
+    finally:
+        await reader.stop()
+        await admin.close()
+
+
 async def group_lag(bootstrap_servers: str, group_id: str, topic: str = APPOINTMENTS) -> int:
     """Records on `topic` the group has not committed past."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)

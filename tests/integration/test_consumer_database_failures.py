@@ -16,6 +16,7 @@ from shared.events.patient import ChannelConsent
 from shared.topics import APPOINTMENTS_DEAD_LETTER
 from tests.conftest import create_postgres_database
 from tests.integration.consumer_support import (
+    begin_at_end,
     dead_letters,
     notifier_settings,
     produce,
@@ -49,6 +50,7 @@ async def test_an_event_the_database_refuses_is_dead_lettered_and_the_next_one_a
         await connection.execute(text(f"ALTER TABLE appointments ADD CONSTRAINT not_this_one "
                                       f"CHECK (appointment_id <> '{refused}')"))
     await engine.dispose()
+    await begin_at_end(kafka.bootstrap_servers, group)
     sent = await produce(kafka.bootstrap_servers, [booking(refused), booking(after)], partition=1)
     settings = notifier_settings(kafka.bootstrap_servers, database_url, group)
     async with running_notifier(settings) as notifier:
@@ -82,6 +84,7 @@ async def test_postgres_stopped_and_started_mid_stream_loses_nothing(
     ids = [f"apt-{unique_id}-{n}" for n in range(200)]
     first = [booked(i, STARTS, who=SILENT) for i in ids]
     second = [rescheduled(b, STARTS + timedelta(hours=2), sequence=2) for b in first]
+    await begin_at_end(kafka.bootstrap_servers, group)
     settings = notifier_settings(kafka.bootstrap_servers, await create_postgres_database(restartable_postgres), group)
     port = int(restartable_postgres.dsn.rsplit(":", 1)[1].split("/")[0])
     async with running_notifier(settings) as notifier:

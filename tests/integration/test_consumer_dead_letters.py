@@ -20,6 +20,7 @@ from shared.settings import KafkaSettings
 from shared.topics import APPOINTMENTS, APPOINTMENTS_DEAD_LETTER
 from tests.integration.consumer_support import (
     Header,
+    begin_at_end,
     dead_letters,
     notifier_settings,
     produce,
@@ -59,6 +60,7 @@ async def test_every_kind_of_bad_record_is_dead_lettered_with_its_bytes_and_a_re
         "null_header": (f"apt-{unique_id}-8".encode(), event_json(f"apt-{unique_id}-8"), [("trace", None)]),
     }
     reasons = {"null_header": "bad_header"}
+    await begin_at_end(kafka.bootstrap_servers, group)
     sent = await produce(kafka.bootstrap_servers, list(bad_records.values()), partition=2)
     sent += await produce(kafka.bootstrap_servers, [(good.encode(), event_json(good), [])], partition=2)
     # The last record of another partition carries a header that is not UTF-8.
