@@ -87,6 +87,58 @@ async def test_an_invitation_arrives_with_text_html_and_calendar_intact(
     assert calendar.get_payload(decode=True) == INVITE
 
 
+@pytest.mark.parametrize("subject", [
+    "Escalation 4821 not acknowledged: shortness of breath (red flag) – Alex Tremblay, 8/10",
+    "Votre rendez-vous du 3 déc. 2026 est confirmé — merci de votre confiance",
+])
+async def test_a_long_subject_arrives_exactly_as_written(
+    sender: SmtpEmailSender, sink: SmtpSink, subject: str
+) -> None:
+    message_id = await sender.send(appointment_email(subject=subject))
+
+    assert sink.wait_for(by_id(message_id)).message["Subject"] == subject
+
+
+async def test_french_text_and_a_french_sender_name_arrive_intact(sink: SmtpSink) -> None:
+    text = "Bonjour Amélie,\n\nVotre séance de physiothérapie est jeudi à 10 h 00.\n" + "Très bien. " * 20 + "\n"
+    smtp = SmtpEmailSender("127.0.0.1", sink.port, "Clinique Santé Québec <rdv@clinic.example>", timeout=5.0)
+    try:
+        message_id = await smtp.send(appointment_email(text=text, html="<p>À jeudi, l’équipe</p>"))
+    finally:
+        await smtp.close()
+
+    mail = sink.wait_for(by_id(message_id))
+    assert mail.message["From"] == "Clinique Santé Québec <rdv@clinic.example>"
+    assert mail.body().replace("\r\n", "\n") == text  # SMTP carries every line end as CRLF
+    assert "À jeudi, l’équipe" in mail.body("html")
+    assert max(len(line) for line in mail.raw.splitlines()) <= 998
+
+
+async def test_a_picture_the_html_shows_travels_with_the_html(sender: SmtpEmailSender, sink: SmtpSink) -> None:
+    picture = bytes(range(256)) * 8
+    message_id = await sender.send(appointment_email(
+        html='<p>Your scores</p><img src="cid:chart@clinic.example">',
+        attachments=(Attachment("chart.png", picture, "image/png", content_id="chart@clinic.example"),
+                     *appointment_email().attachments),
+    ))
+
+    received = sink.wait_for(by_id(message_id)).message
+    [image] = [part for part in received.walk() if part["Content-ID"] == "<chart@clinic.example>"]
+    assert image.get_content_type() == "image/png" and image.get_content_disposition() == "inline"
+    assert image.get_payload(decode=True) == picture
+    [related] = [part for part in received.walk() if part.get_content_type() == "multipart/related"]
+    assert [part.get_content_type() for part in related.iter_parts()] == ["text/html", "image/png"]
+    assert [part.get_filename() for part in received.iter_attachments()] == ["appointment.ics"]
+
+
+async def test_a_line_break_cannot_be_slipped_into_a_header(sender: SmtpEmailSender, sink: SmtpSink) -> None:
+    with pytest.raises(ValueError):
+        await sender.send(appointment_email(subject="Hello\r\nBcc: someone@example.org"))
+    with pytest.raises(ValueError):
+        await sender.send(appointment_email(headers={"List-Unsubscribe": "<https://x.example>\nBcc: a@b.c"}))
+    assert sink.messages == []
+
+
 async def test_the_message_id_given_by_the_caller_is_used_and_returned(
     sender: SmtpEmailSender, sink: SmtpSink
 ) -> None:
