@@ -1,6 +1,7 @@
 """The message templates, per language and channel, and the check that none is missing."""
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -38,7 +39,10 @@ def _parts(channel: str) -> tuple[str, ...]:
 
 
 class TemplateCatalogue:
-    """Templates live in files/<locale>/<template>.<part>.j2; HTML parts are autoescaped."""
+    """Templates live in files/<locale>/<template>.<part>.j2; HTML parts are autoescaped.
+
+    Each template is compiled once, on first use, and kept for the life of the process: the files
+    do not change under a running service, so they are not checked again at each render."""
 
     def __init__(self, root: Path = TEMPLATES_DIR) -> None:
         self.root = root
@@ -49,12 +53,16 @@ class TemplateCatalogue:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,
+            cache_size=-1,
         )
-        self.environment.filters["when"] = format_when
-        self.environment.filters["day"] = format_day
-        self.environment.filters["clock"] = format_clock
+        # Pure, and called with few distinct values (a day's appointment times, the clinic's numbers):
+        # remembered rather than formatted again for every message.
+        self.environment.filters["when"] = functools.lru_cache(maxsize=4096)(format_when)
+        self.environment.filters["day"] = functools.lru_cache(maxsize=4096)(format_day)
+        self.environment.filters["clock"] = functools.lru_cache(maxsize=4096)(format_clock)
         self.environment.filters["treatment"] = appointment_type_name
-        self.environment.filters["phone"] = format_phone
+        self.environment.filters["phone"] = functools.lru_cache(maxsize=4096)(format_phone)
 
     def available(self) -> set[tuple[str, str, str]]:
         """(locale, template, channel) triples that have every part they need."""
