@@ -1,15 +1,19 @@
 """Sends every recorded message once it is due, retrying transient failures for as long as the
 message is useful.
 
-- Claims only what it can send now: per channel, as many due rows as it has free send slots
-  (SMTP connections, SMS sends in flight). Each claim carries a token; only its holder records the
-  outcome, so a dispatcher whose lease ran out changes nothing.
-- Right before the provider call it checks the row is still wanted (still claimed by it, not
-  cancelled; the recipient not opted out, staff messages aside) and starts the lease from then.
+- Claims only what it can send soon: per channel, a few due rows per provider call it makes at once
+  (SMTP connections, SMS sends in flight; `shared/delivery/lanes.py`), so that the next messages are
+  checked while the current ones are with the provider. Each claim carries a token; only its holder
+  records the outcome, so a dispatcher whose lease ran out changes nothing.
+- Before the provider call (at most `lanes.MAX_AHEAD` provider calls earlier) it checks the row is still
+  wanted (still claimed by it, not cancelled; the recipient not opted out, staff messages aside) and
+  starts the lease from then. The lease must outlast `lanes.MAX_AHEAD + 1` provider calls.
 - A row reclaimed after a lease ran out may already have gone out: an SMS is first looked up at
   the provider; an email keeps its Message-ID. Resends with an unknown outcome are counted.
 - An account-wide error (credentials refused) pauses the channel without charging the message an
-  attempt; the channel is probed with capped backoff and resumes after a successful send.
+  attempt; the channel is probed with capped backoff and resumes after a successful send. Messages
+  already checked and waiting for the channel go back to the ledger untried.
+- The ledger's writes of concurrent sends share transactions (`DeliveryLedger`'s group commit).
 - A failing round (database unavailable) is logged and retried with capped backoff: the loop
   only ends when told to stop.
 - Each outcome is recorded with what goes with it, in one transaction (`DeliveryOutcomes`): its
@@ -27,15 +31,18 @@ from datetime import datetime, timedelta
 from shared.channels.messages import (
     ChannelUnavailableError,
     DeliveryError,
+    EmailMessage,
     EmailSender,
     PermanentDeliveryError,
     SmsHistory,
+    SmsMessage,
     SmsSender,
     TransientDeliveryError,
 )
 from shared.clock import Clock
 from shared.delivery.compose import MessageComposer
 from shared.delivery.fallback import LANDLINE, is_landline
+from shared.delivery.lanes import Lane
 from shared.delivery.metrics import (
     CHANNEL_PAUSED,
     LEDGER_DUE,
@@ -45,7 +52,7 @@ from shared.delivery.metrics import (
 )
 from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.retry import RetryPolicy
-from shared.ledger.ledger import DeliveryLedger
+from shared.ledger.ledger import AttemptStart, DeliveryLedger
 from shared.ledger.model import Delivery, DeliveryStatus, is_staff_template
 from shared.ledger.suppressions import SuppressionList
 from shared.observability import DELIVERIES, DISPATCH_DELAY, LEDGER_BACKLOG, get_logger
@@ -62,6 +69,11 @@ log = get_logger(__name__)
 class _Pause:
     until: datetime
     delay: timedelta
+    error: DeliveryError
+
+
+class _ChannelPausedMeanwhile(Exception):
+    """The channel was paused while this message waited for it: it goes back untried."""
 
 
 class Dispatcher:
@@ -84,9 +96,9 @@ class Dispatcher:
         max_round_backoff: timedelta = timedelta(seconds=30),
         outcomes: DeliveryOutcomes | None = None,
     ) -> None:
-        """`channel_limits`: sends in flight per channel (default `concurrency` each). The lease
-        must outlast one provider call (the channels time out after 10 s). `outcomes`: what is
-        recorded with each outcome (default: fallbacks, no events)."""
+        """`channel_limits`: provider calls in flight per channel (default `concurrency` each). The
+        lease must outlast `lanes.MAX_AHEAD + 1` provider calls (the channels time out after 10 s).
+        `outcomes`: what is recorded with each outcome (default: fallbacks, no events)."""
         self.service = service
         self.ledger = ledger
         self.composer = composer
@@ -101,15 +113,19 @@ class Dispatcher:
         self.idle_poll = idle_poll
         self.max_round_backoff = max_round_backoff
         self.outcomes = outcomes or DeliveryOutcomes(service=service, ledger=ledger)
-        self._in_flight = dict.fromkeys(CHANNELS, 0)
+        self._lanes = {channel: Lane(limit) for channel, limit in self.limits.items()}
         self._tasks: set[asyncio.Task[None]] = set()
         self._pauses: dict[str, _Pause] = {}
+        # Channels whose last claim found nothing more due: not asked again before this loop time,
+        # unless woken (something new recorded).
+        self._quiet_until: dict[str, float] = {}
         self._wakeup = asyncio.Event()
         for channel in CHANNELS:
             CHANNEL_PAUSED.labels(service, channel).set(0)
 
     def wake(self) -> None:
         """Called when something new may be due now; saves waiting for the next poll."""
+        self._quiet_until.clear()
         self._wakeup.set()
 
     def is_paused(self, channel: str) -> bool:
@@ -123,11 +139,11 @@ class Dispatcher:
             while not stop.is_set():
                 try:
                     self._wakeup.clear()
-                    started = await self._claim_and_start()
+                    await self._claim_and_start()
                     if loop.time() >= next_report:
                         await self.report_backlog()
                         next_report = loop.time() + BACKLOG_REPORT_INTERVAL_SECONDS
-                    if not (started and self._has_free_slot()):
+                    if not self._may_claim_now():
                         await self._sleep_until_next(stop)
                     failed_rounds = 0
                 except Exception as error:
@@ -143,6 +159,7 @@ class Dispatcher:
 
     async def dispatch_due(self) -> int:
         """One round: claim what is due and can be sent now, send it, wait for the outcomes."""
+        self._quiet_until.clear()
         tasks = await self._claim_and_start()
         await asyncio.gather(*tasks)
         return len(tasks)
@@ -166,45 +183,59 @@ class Dispatcher:
         tasks = []
         for channel in CHANNELS:
             free = min(self._free_slots(channel, now), self.batch_size)
-            if free <= 0:
+            if free <= 0 or self._is_quiet(channel):
                 continue
-            for delivery in await self.ledger.claim_due(now, free, self.lease, channel):
+            claimed = await self.ledger.claim_due(now, free, self.lease, channel)
+            if len(claimed) < free:
+                await self._quiet_until_next_due(channel, now)
+            for delivery in claimed:
                 tasks.append(self._start(delivery))
         return tasks
 
+    async def _quiet_until_next_due(self, channel: str, now: datetime) -> None:
+        """Nothing more is due on `channel`: not asked again before its next due time (at the latest
+        after `idle_poll`), unless woken."""
+        seconds = self.idle_poll.total_seconds()
+        next_due = await self.ledger.next_due_at(channel)
+        if next_due is not None and next_due > now:
+            seconds = min(seconds, (next_due - now).total_seconds())
+        self._quiet_until[channel] = asyncio.get_running_loop().time() + seconds
+
+    def _is_quiet(self, channel: str) -> bool:
+        return asyncio.get_running_loop().time() < self._quiet_until.get(channel, float("-inf"))
+
     def _free_slots(self, channel: str, now: datetime) -> int:
+        lane = self._lanes[channel]
         pause = self._pauses.get(channel)
         if pause is not None:
             # Paused: nothing before the pause ends, then one message at a time probes the channel.
-            return 0 if now < pause.until else 1 - self._in_flight[channel]
-        return self.limits[channel] - self._in_flight[channel]
+            return 0 if now < pause.until else 1 - len(lane.claimed)
+        return lane.claimable()
 
-    def _has_free_slot(self) -> bool:
+    def _may_claim_now(self) -> bool:
         now = self.clock.now()
-        return any(self._free_slots(channel, now) > 0 for channel in CHANNELS)
+        return any(self._free_slots(channel, now) > 0 and not self._is_quiet(channel) for channel in CHANNELS)
 
     def _start(self, delivery: Delivery) -> asyncio.Task[None]:
-        channel = delivery.channel
-        self._in_flight[channel] += 1
+        claimed = self._lanes[delivery.channel].claimed
+        claimed.add(delivery.id)
         task = asyncio.create_task(self._deliver_logged(delivery))
         self._tasks.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
-            self._in_flight[channel] -= 1
             self._tasks.discard(done)
+            claimed.discard(delivery.id)  # ended before its provider call (skipped, no longer wanted)
             self._wakeup.set()
 
         task.add_done_callback(finished)
         return task
 
     async def _sleep_until_next(self, stop: asyncio.Event) -> None:
-        now = self.clock.now()
+        now, loop_now = self.clock.now(), asyncio.get_running_loop().time()
         timeout = self.idle_poll.total_seconds()
-        next_due = await self.ledger.next_due_at()
-        moments = [moment for moment in (next_due, *(p.until for p in self._pauses.values())) if moment]
-        future = [moment for moment in moments if moment > now]
-        if future:
-            timeout = min(timeout, (min(future) - now).total_seconds())
+        pauses = [(pause.until - now).total_seconds() for pause in self._pauses.values() if pause.until > now]
+        quiet = [until - loop_now for until in self._quiet_until.values() if until > loop_now]
+        timeout = min([timeout, *pauses, *quiet])
         waiters = [asyncio.ensure_future(self._wakeup.wait()), asyncio.ensure_future(stop.wait())]
         try:
             await asyncio.wait(waiters, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
@@ -226,18 +257,24 @@ class Dispatcher:
         if now >= self.retry.useful_until(delivery):
             await self._skip(delivery, "expired")
             return
+        lane = self._lanes[delivery.channel]
+        async with lane.line():
+            if not await self._check(delivery, lane):
+                return
+            try:
+                message = self._compose(delivery)
+            except Exception as error:  # a template or programming error must not block the queue
+                await self._crashed(delivery, error)
+                return
+            await lane.wait_for_call()
         staff = is_staff_template(delivery.template)
-        if not staff and await self.suppressions.is_suppressed(delivery.channel, delivery.recipient):
-            await self._skip(delivery, "opted_out")
-            return
-        if delivery.channel == "sms" and not staff and is_landline(delivery.recipient):
-            await self._skip(delivery, LANDLINE)
-            return
-        if not await self.ledger.begin_attempt(delivery, self.clock.now(), self.lease):
-            log.info("message_no_longer_wanted", delivery_id=delivery.id, step=delivery.step)
-            return
         try:
-            provider_id = await self._send(delivery)
+            provider_id = await self._call(delivery, lane, message)
+        except _ChannelPausedMeanwhile:
+            pause = self._pauses.get(delivery.channel)
+            if pause is not None:
+                await self.ledger.retry_later(delivery, pause.until, pause.error.reason, pause.error.code,
+                                              self.clock.now(), charge_attempt=False)
         except ChannelUnavailableError as error:
             await self._pause_channel(delivery, error)
         except PermanentDeliveryError as error:
@@ -246,21 +283,60 @@ class Dispatcher:
                 await self.suppressions.suppress("sms", delivery.recipient, "carrier_opt_out", self.clock.now())
         except TransientDeliveryError as error:
             await self._retry_or_give_up(delivery, error)
-        except Exception as error:  # a template or programming error must not block the queue
-            log.exception("delivery_crashed", delivery_id=delivery.id, error_type=type(error).__name__)
-            await self._retry_or_give_up(delivery, TransientDeliveryError(type(error).__name__))
+        except Exception as error:  # a programming error must not block the queue
+            await self._crashed(delivery, error)
         else:
             await self._record_sent(delivery, provider_id)
 
-    async def _send(self, delivery: Delivery) -> str:
-        unknown_since = delivery.unknown_outcome_since
+    async def _check(self, delivery: Delivery, lane: Lane) -> bool:
+        """Whether the message is still to be sent now (the lease runs from here); if not, why is recorded."""
+        started_at = asyncio.get_running_loop().time()
+        started = await self.ledger.begin_attempt(delivery, self.clock.now(), self.lease)
+        lane.checked(asyncio.get_running_loop().time() - started_at)
+        if started is AttemptStart.OPTED_OUT:
+            await self._skip(delivery, "opted_out")
+            return False
+        if started is not AttemptStart.STARTED:
+            log.info("message_no_longer_wanted", delivery_id=delivery.id, step=delivery.step)
+            return False
+        if delivery.channel == "sms" and not is_staff_template(delivery.template) and is_landline(delivery.recipient):
+            await self._skip(delivery, LANDLINE)
+            return False
+        return True
+
+    def _compose(self, delivery: Delivery) -> EmailMessage | SmsMessage:
         if delivery.channel == "email":
-            message = self.composer.email(delivery, self.clock.now())
-            if unknown_since is not None:
-                # Same Message-ID as the earlier attempt: a mail client shows a duplicate once.
-                UNKNOWN_OUTCOME_RESENDS.labels(self.service, "email").inc()
-            return await self.email.send(message)
-        text = self.composer.sms(delivery)
+            return self.composer.email(delivery, self.clock.now())
+        return self.composer.sms(delivery)
+
+    async def _call(self, delivery: Delivery, lane: Lane, message: EmailMessage | SmsMessage) -> str:
+        """The provider call, on the call `lane.wait_for_call` gave this message."""
+        loop = asyncio.get_running_loop()
+        started_at: float | None = None
+        try:
+            pause = self._pauses.get(delivery.channel)
+            if pause is not None and self.clock.now() < pause.until:
+                raise _ChannelPausedMeanwhile()
+            started_at = loop.time()
+            if isinstance(message, EmailMessage):
+                return await self._send_email(delivery, message)
+            return await self._send_sms(delivery, message)
+        finally:
+            lane.call_over(delivery.id, None if started_at is None else loop.time() - started_at)
+            self._wakeup.set()
+
+    async def _crashed(self, delivery: Delivery, error: Exception) -> None:
+        log.exception("delivery_crashed", delivery_id=delivery.id, error_type=type(error).__name__)
+        await self._retry_or_give_up(delivery, TransientDeliveryError(type(error).__name__))
+
+    async def _send_email(self, delivery: Delivery, message: EmailMessage) -> str:
+        if delivery.unknown_outcome_since is not None:
+            # Same Message-ID as the earlier attempt: a mail client shows a duplicate once.
+            UNKNOWN_OUTCOME_RESENDS.labels(self.service, "email").inc()
+        return await self.email.send(message)
+
+    async def _send_sms(self, delivery: Delivery, text: SmsMessage) -> str:
+        unknown_since = delivery.unknown_outcome_since
         if unknown_since is not None:
             if isinstance(self.sms, SmsHistory):
                 # An identical text to this number already on record is another message's, not this one's.
@@ -331,13 +407,13 @@ class Dispatcher:
         channel, now = delivery.channel, self.clock.now()
         pause = self._pauses.get(channel)
         if pause is None:
-            pause = _Pause(now + self.retry.first_delay, self.retry.first_delay)
+            pause = _Pause(now + self.retry.first_delay, self.retry.first_delay, error)
             CHANNEL_PAUSED.labels(self.service, channel).set(1)
             log.error("channel_paused", channel=channel, code=error.code, reason=error.reason,
                       retry_in_seconds=pause.delay.total_seconds())
         elif now >= pause.until:  # the probe failed too: wait longer
             delay = min(pause.delay * 2, self.retry.max_delay)
-            pause = _Pause(now + delay, delay)
+            pause = _Pause(now + delay, delay, error)
         self._pauses[channel] = pause
         await self.ledger.retry_later(delivery, pause.until, error.reason, error.code, now, charge_attempt=False)
 

@@ -1,13 +1,22 @@
-"""The delivery ledger: durable record of every intended message and of what became of it."""
+"""The delivery ledger: durable record of every intended message and of what became of it.
+
+What a dispatcher writes (claims, the check before each provider call, outcomes) goes through a group
+commit: the writes asked for while a transaction is being committed share the next one. Each stays a
+statement conditional on its own claim token, and each caller learns whether its own row changed; one
+commit (one fsync on SQLite) serves every send that finished meanwhile.
+"""
 from __future__ import annotations
 
+import asyncio
+import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
-from typing import Any
+from enum import Enum
+from typing import Any, Generic, TypeVar
 
-from sqlalchemy import ColumnElement, Row, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Integer, Row, Select, Update, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates, is_postgres
@@ -17,15 +26,169 @@ from shared.ledger.model import (
     Delivery,
     DeliveryIntent,
     DeliveryStatus,
+    is_staff_template,
 )
 from shared.ledger.provider_status import KNOWN_PROVIDER_STATUSES, statuses_it_moves
+from shared.ledger.suppressions import normalise, opted_out
 from shared.ledger.tables import deliveries
 
 _NOT_SENT_YET = deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value])
-_STILL_CLAIMED = deliveries.c.status == DeliveryStatus.SENDING.value
+# Conditions on the row a dispatcher changes, besides its claim token.
+_STILL_CLAIMED = "still claimed"
+_SENT_OR_CANCELLED = "sending, or cancelled while in flight"
+_CONDITIONS = {
+    _STILL_CLAIMED: deliveries.c.status == DeliveryStatus.SENDING.value,
+    _SENT_OR_CANCELLED: deliveries.c.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.CANCELLED.value]),
+}
 
 # Run in the transaction that records an outcome: what must be recorded with it (its event, a fallback).
 AlsoRecord = Callable[[AsyncConnection], Awaitable[None]]
+T = TypeVar("T")
+
+
+# The statements a dispatcher runs for every message are built once, their values left as parameters:
+# building a statement costs more than running it.
+_THE_CLAIM = and_(deliveries.c.id == bindparam("held_id"), deliveries.c.claim_token == bindparam("held_token"))
+_STILL_OURS = select(deliveries.c.id).where(_THE_CLAIM, _CONDITIONS[_STILL_CLAIMED])
+
+
+def _claim_of(delivery: Delivery) -> dict[str, str]:
+    if delivery.claim_token is None:
+        raise ValueError("only a claimed delivery can be updated")
+    return {"held_id": delivery.id, "held_token": delivery.claim_token}
+
+
+def _new(*columns: str) -> dict[str, Any]:
+    return {name: bindparam(f"new_{name}", type_=deliveries.c[name].type) for name in columns}
+
+
+@functools.cache
+def _claimed_update(condition: str, columns: tuple[str, ...], refund_attempt: bool) -> Update:
+    values = _new(*columns)
+    if refund_attempt:
+        values["attempts"] = deliveries.c.attempts - 1
+    return update(deliveries).where(_THE_CLAIM, _CONDITIONS[condition]).values(values)
+
+
+@functools.cache
+def _begin_statement(opt_out_channel: str | None) -> Update:
+    """None: a staff message, which no opt-out stops."""
+    wanted = and_(_THE_CLAIM, _CONDITIONS[_STILL_CLAIMED])
+    if opt_out_channel is not None:
+        wanted = and_(wanted, ~opted_out(opt_out_channel, bindparam("opted_out_address")))
+    return update(deliveries).where(wanted).values(_new("lease_until", "updated_at"))
+
+
+@functools.cache
+def _claim_statements(of_one_channel: bool, skip_locked: bool) -> tuple[Select[Any], Update]:
+    now = bindparam("claim_now", type_=deliveries.c.due_at.type)
+    due = or_(
+        and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now),
+        and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now),
+    )
+    if of_one_channel:
+        due = and_(due, deliveries.c.channel == bindparam("claim_channel"))
+    find = (
+        select(deliveries.c.id, deliveries.c.status, deliveries.c.attempt_started_at)
+        .where(due)
+        .order_by(deliveries.c.due_at)
+        .limit(bindparam("claim_limit", type_=Integer()))
+    )
+    if skip_locked:
+        find = find.with_for_update(skip_locked=True)
+    take = (
+        update(deliveries)
+        .where(deliveries.c.id.in_(bindparam("claim_ids", expanding=True)), due)
+        .values(status=DeliveryStatus.SENDING.value, attempts=deliveries.c.attempts + 1,
+                **_new("lease_until", "claim_token", "attempt_started_at", "updated_at"))
+        .returning(*deliveries.c)
+    )
+    return find, take
+
+
+class AttemptStart(Enum):
+    """What the check right before the provider call found."""
+
+    STARTED = "started"  # still ours and wanted: send it; the lease runs from now
+    NOT_WANTED = "not_wanted"  # cancelled, or claimed again after our lease ran out: do not send
+    OPTED_OUT = "opted_out"  # a patient's message to an address opted out of the channel: do not send
+
+
+class GroupCommit(Generic[T]):
+    """Runs each unit of work given to `run` in a transaction shared with the units given while the
+    previous transaction was being committed. A unit that fails does not fail the others: when a
+    shared transaction fails, each of its units is run again in a transaction of its own.
+
+    While there is work, one connection serves every transaction; it goes back to the pool when
+    there is none, or when a transaction on it failed."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._waiting: list[tuple[Callable[[AsyncConnection], Awaitable[T]], asyncio.Future[T]]] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._connection: AsyncConnection | None = None
+
+    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._waiting.append((work, future))
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+        return await future
+
+    async def _write_all(self) -> None:
+        while self._waiting:  # work may have come while the connection was being released
+            try:
+                await self._write_while_waiting()
+            finally:
+                await self._release()
+
+    async def _write_while_waiting(self) -> None:
+        while self._waiting:
+            batch, self._waiting = self._waiting, []
+            batch = [(work, future) for work, future in batch if not future.cancelled()]
+            try:
+                if len(batch) > 1:
+                    try:
+                        results = await self._transaction([work for work, _ in batch])
+                    except Exception:
+                        for work, future in batch:
+                            await self._alone(work, future)
+                        continue
+                    for (_, future), result in zip(batch, results, strict=True):
+                        if not future.done():
+                            future.set_result(result)
+                elif batch:
+                    await self._alone(*batch[0])
+            except BaseException:
+                for _, future in batch + self._waiting:
+                    future.cancel()
+                raise
+
+    async def _alone(self, work: Callable[[AsyncConnection], Awaitable[T]], future: asyncio.Future[T]) -> None:
+        try:
+            [result] = await self._transaction([work])
+        except Exception as error:
+            if not future.done():
+                future.set_exception(error)
+        else:
+            if not future.done():
+                future.set_result(result)
+
+    async def _transaction(self, works: list[Callable[[AsyncConnection], Awaitable[T]]]) -> list[T]:
+        if self._connection is None:
+            self._connection = await self.engine.connect()
+        connection = self._connection
+        try:
+            async with connection.begin():
+                return [await work(connection) for work in works]
+        except BaseException:
+            await self._release()
+            raise
+
+    async def _release(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            await asyncio.shield(connection.close())
 
 
 def _row_to_delivery(row: Row[Any]) -> Delivery:
@@ -60,6 +223,7 @@ def _row_to_delivery(row: Row[Any]) -> Delivery:
 class DeliveryLedger:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        self._writes: GroupCommit[Any] = GroupCommit(engine)
 
     # --- recording intents (inside the caller's transaction) ---
 
@@ -159,38 +323,17 @@ class DeliveryLedger:
         """
         if limit <= 0:
             return []
-        due = or_(
-            and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now),
-            and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now),
-        )
-        if channel is not None:
-            due = and_(due, deliveries.c.channel == channel)
-        query = (
-            select(deliveries.c.id, deliveries.c.status, deliveries.c.attempt_started_at)
-            .where(due)
-            .order_by(deliveries.c.due_at)
-            .limit(limit)
-        )
-        if is_postgres(self.engine):
-            query = query.with_for_update(skip_locked=True)
-        token = str(uuid.uuid4())
-        async with self.engine.begin() as connection:
-            found = {row.id: row for row in await connection.execute(query)}
+        find, take = _claim_statements(channel is not None, is_postgres(self.engine))
+        parameters = {"claim_now": now, "claim_channel": channel, "claim_limit": limit}
+
+        async def claim(connection: AsyncConnection) -> list[Delivery]:
+            found = {row.id: row for row in await connection.execute(find, parameters)}
             if not found:
                 return []
-            result = await connection.execute(
-                update(deliveries)
-                .where(and_(deliveries.c.id.in_(list(found)), due))
-                .values(
-                    status=DeliveryStatus.SENDING.value,
-                    lease_until=now + lease,
-                    claim_token=token,
-                    attempt_started_at=now,
-                    attempts=deliveries.c.attempts + 1,
-                    updated_at=now,
-                )
-                .returning(*deliveries.c)
-            )
+            result = await connection.execute(take, {
+                **parameters, "claim_ids": list(found), "new_lease_until": now + lease,
+                "new_claim_token": str(uuid.uuid4()), "new_attempt_started_at": now, "new_updated_at": now,
+            })
             claimed = []
             for row in result:
                 before = found[row.id]
@@ -200,23 +343,43 @@ class DeliveryLedger:
                 claimed.append(replace(_row_to_delivery(row), unknown_outcome_since=unknown_since))
             return sorted(claimed, key=lambda d: d.due_at)
 
-    async def begin_attempt(self, delivery: Delivery, now: datetime, lease: timedelta) -> bool:
-        """Right before the provider call: is the message still ours to send (claimed by us, not
-        cancelled)? If so, the lease runs from now."""
-        return await self._update_claimed(
-            delivery, _STILL_CLAIMED, lease_until=now + lease, updated_at=now
-        )
+        claimed: list[Delivery] = await self._writes.run(claim)
+        return claimed
 
-    async def next_due_at(self) -> datetime | None:
+    async def begin_attempt(self, delivery: Delivery, now: datetime, lease: timedelta) -> AttemptStart:
+        """Right before the provider call: is the message still ours to send (claimed by us, not
+        cancelled) and, unless it is a staff message, is its address not opted out of the channel?
+        If so, the lease runs from now. One conditional UPDATE."""
+        staff = is_staff_template(delivery.template)
+        statement = _begin_statement(None if staff else delivery.channel)
+        parameters = {
+            **_claim_of(delivery), "new_lease_until": now + lease, "new_updated_at": now,
+            "opted_out_address": normalise(delivery.channel, delivery.recipient),
+        }
+
+        async def attempt(connection: AsyncConnection) -> AttemptStart:
+            if (await connection.execute(statement, parameters)).rowcount == 1:
+                return AttemptStart.STARTED
+            # Nothing changed: only now is it worth asking why.
+            if staff or await connection.scalar(_STILL_OURS, parameters) is None:
+                return AttemptStart.NOT_WANTED
+            return AttemptStart.OPTED_OUT
+
+        started: AttemptStart = await self._writes.run(attempt)
+        return started
+
+    async def next_due_at(self, channel: str | None = None) -> datetime | None:
+        """When the next message (of one channel, if given) is due: a pending one, or a lease that ends."""
+        of_channel = deliveries.c.channel == channel if channel is not None else true()
         async with self.engine.connect() as connection:
             pending = await connection.scalar(
                 select(func.min(deliveries.c.due_at)).where(
-                    deliveries.c.status == DeliveryStatus.PENDING.value
+                    deliveries.c.status == DeliveryStatus.PENDING.value, of_channel
                 )
             )
             leased = await connection.scalar(
                 select(func.min(deliveries.c.lease_until)).where(
-                    deliveries.c.status == DeliveryStatus.SENDING.value
+                    deliveries.c.status == DeliveryStatus.SENDING.value, of_channel
                 )
             )
         candidates = [moment for moment in (pending, leased) if moment is not None]
@@ -226,11 +389,10 @@ class DeliveryLedger:
         self, delivery: Delivery, provider_id: str, now: datetime, also: AlsoRecord | None = None
     ) -> bool:
         """Record that the message went out; also when it was cancelled while in flight (the truth)."""
-        sent = deliveries.c.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.CANCELLED.value])
-        return await self._update_claimed(
-            delivery, sent, also, status=DeliveryStatus.SENT.value, provider_id=provider_id, sent_at=now,
-            lease_until=None, updated_at=now,
-        )
+        return await self._update_claimed(delivery, _SENT_OR_CANCELLED, also, {
+            "status": DeliveryStatus.SENT.value, "provider_id": provider_id, "sent_at": now, "lease_until": None,
+            "updated_at": now,
+        })
 
     async def mark_failed(
         self, delivery: Delivery, reason: str, code: str | None, now: datetime, also: AlsoRecord | None = None
@@ -254,41 +416,36 @@ class DeliveryLedger:
     ) -> bool:
         """Back to PENDING until `due_at`; `charge_attempt=False` when the message itself was not at
         fault (the whole channel was unavailable)."""
-        values: dict[str, object] = {"due_at": due_at, "reason": reason, "error_code": code}
-        if not charge_attempt:
-            values["attempts"] = deliveries.c.attempts - 1
-        return await self._finish(delivery, now, None, status=DeliveryStatus.PENDING, **values)
+        return await self._update_claimed(delivery, _STILL_CLAIMED, None, {
+            "status": DeliveryStatus.PENDING.value, "lease_until": None, "updated_at": now, "due_at": due_at,
+            "reason": reason, "error_code": code,
+        }, refund_attempt=not charge_attempt)
 
     async def _finish(
         self, delivery: Delivery, now: datetime, also: AlsoRecord | None, *, status: DeliveryStatus, **values: object
     ) -> bool:
         return await self._update_claimed(
-            delivery, _STILL_CLAIMED, also, status=status.value, lease_until=None, updated_at=now, **values
+            delivery, _STILL_CLAIMED, also, {"status": status.value, "lease_until": None, "updated_at": now, **values}
         )
 
     async def _update_claimed(
-        self, delivery: Delivery, condition: ColumnElement[bool], also: AlsoRecord | None = None, **values: object
+        self, delivery: Delivery, condition: str, also: AlsoRecord | None, values: dict[str, object], *,
+        refund_attempt: bool = False,
     ) -> bool:
         """Change the row only under the claim this dispatcher holds: a dispatcher whose lease ran
         out and whose message was claimed again, or cancelled, changes nothing. `also` runs in the
         same transaction, only when the row changed."""
-        if delivery.claim_token is None:
-            raise ValueError("only a claimed delivery can be updated")
-        async with self.engine.begin() as connection:
-            result = await connection.execute(
-                update(deliveries)
-                .where(
-                    and_(
-                        deliveries.c.id == delivery.id,
-                        deliveries.c.claim_token == delivery.claim_token,
-                        condition,
-                    )
-                )
-                .values(**values)
-            )
-            if result.rowcount == 1 and also is not None:
+        statement = _claimed_update(condition, tuple(sorted(values)), refund_attempt)
+        parameters = {**_claim_of(delivery), **{f"new_{name}": value for name, value in values.items()}}
+
+        async def change(connection: AsyncConnection) -> bool:
+            changed = (await connection.execute(statement, parameters)).rowcount == 1
+            if changed and also is not None:
                 await also(connection)
-        return result.rowcount == 1
+            return changed
+
+        changed: bool = await self._writes.run(change)
+        return changed
 
     # --- what the provider reports, and fallbacks (inside the caller's transaction) ---
 

@@ -5,7 +5,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import delete, select
+from sqlalchemy import ColumnElement, Exists, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates
@@ -23,7 +23,7 @@ class SuppressionList:
                        connection: AsyncConnection | None = None) -> None:
         table, column = _TABLES[channel]
         statement = insert_ignoring_duplicates(self.engine.dialect.name, table).values(
-            {column: _normalise(channel, address), "opted_out_at": now, "source": source}
+            {column: normalise(channel, address), "opted_out_at": now, "source": source}
         )
         async with _in_transaction(self.engine, connection) as active:
             await active.execute(statement)
@@ -31,15 +31,22 @@ class SuppressionList:
     async def lift(self, channel: str, address: str, connection: AsyncConnection | None = None) -> None:
         table, column = _TABLES[channel]
         async with _in_transaction(self.engine, connection) as active:
-            await active.execute(delete(table).where(table.c[column] == _normalise(channel, address)))
+            await active.execute(delete(table).where(table.c[column] == normalise(channel, address)))
 
     async def is_suppressed(self, channel: str, address: str) -> bool:
         table, column = _TABLES[channel]
         async with self.engine.connect() as connection:
             found = await connection.scalar(
-                select(table.c[column]).where(table.c[column] == _normalise(channel, address))
+                select(table.c[column]).where(table.c[column] == normalise(channel, address))
             )
         return found is not None
+
+
+def opted_out(channel: str, address: ColumnElement[str]) -> Exists:
+    """The SQL condition "`address` (normalised: `normalise`) opted out of `channel`", for a statement
+    of the caller's."""
+    table, column = _TABLES[channel]
+    return exists().where(table.c[column] == address)
 
 
 @asynccontextmanager
@@ -52,7 +59,8 @@ async def _in_transaction(engine: AsyncEngine, connection: AsyncConnection | Non
         yield own
 
 
-def _normalise(channel: str, address: str) -> str:
+def normalise(channel: str, address: str) -> str:
+    """An address as the list keeps it."""
     return address.strip().lower() if channel == "email" else address.strip()
 
 

@@ -2,14 +2,18 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import event
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
-from shared.ledger.ledger import DeliveryLedger
+from shared.ledger.ledger import AttemptStart, DeliveryLedger
 from shared.ledger.model import DeliveryIntent, DeliveryStatus
+from shared.ledger.suppressions import SuppressionList
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -121,7 +125,7 @@ async def test_a_cancellation_also_stops_a_message_already_claimed(ledger: Deliv
     [claimed] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
     assert await cancel(ledger) == 1
     # The dispatcher checks again right before the provider call, and a transient error cannot revive it.
-    assert await ledger.begin_attempt(claimed, NOW, LEASE) is False
+    assert await ledger.begin_attempt(claimed, NOW, LEASE) is AttemptStart.NOT_WANTED
     assert await ledger.retry_later(claimed, NOW + timedelta(seconds=5), "smtp down", "421", NOW) is False
     assert await ledger.claim_due(NOW + timedelta(hours=1), limit=10, lease=LEASE) == []
     assert await ledger.counts_by_status() == {"cancelled": 1}
@@ -130,7 +134,7 @@ async def test_a_cancellation_also_stops_a_message_already_claimed(ledger: Deliv
 async def test_a_message_cancelled_while_its_send_was_in_flight_ends_as_sent(ledger: DeliveryLedger) -> None:
     await record(ledger, intent())
     [claimed] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
-    assert await ledger.begin_attempt(claimed, NOW, LEASE)
+    assert await ledger.begin_attempt(claimed, NOW, LEASE) is AttemptStart.STARTED
     await cancel(ledger)
     assert await ledger.mark_sent(claimed, "SM1", NOW)  # it did go out: the ledger says so
     assert await ledger.counts_by_status() == {"sent": 1}
@@ -177,3 +181,69 @@ async def test_a_stop_cancels_patient_messages_to_the_number_but_not_staff_messa
 async def test_the_due_backlog_counts_pending_messages_due_now(ledger: DeliveryLedger) -> None:
     await record(ledger, intent(), intent(step="later", due_in=timedelta(hours=1)))
     assert await ledger.due_backlog(NOW + timedelta(minutes=5)) == (1, NOW)
+
+
+async def test_a_message_to_an_opted_out_patient_is_not_started_but_a_staff_message_is(
+    ledger: DeliveryLedger,
+) -> None:
+    await SuppressionList(ledger.engine).suppress("email", "alex@example.com", "unsubscribe_link", NOW)
+    staff = DeliveryIntent("apt-1", "staff_alert:c1", "email", 1, "staff_alert", "Alex@Example.com ", "en-CA", NOW)
+    await record(ledger, intent(), replace(intent(step="reminder_24h"), recipient=" ALEX@example.com"), staff)
+    claimed = {d.step: d for d in await ledger.claim_due(NOW, limit=10, lease=LEASE)}
+
+    assert await ledger.begin_attempt(claimed["confirmation"], NOW, LEASE) is AttemptStart.OPTED_OUT
+    assert await ledger.begin_attempt(claimed["reminder_24h"], NOW, LEASE) is AttemptStart.OPTED_OUT
+    assert await ledger.begin_attempt(claimed["staff_alert:c1"], NOW, LEASE) is AttemptStart.STARTED
+    # Not started is not recorded as anything yet: the dispatcher records why it skipped it.
+    assert await ledger.counts_by_status() == {"sending": 3}
+
+
+async def test_outcomes_recorded_at_the_same_moment_share_one_commit(ledger: DeliveryLedger) -> None:
+    await record(ledger, *(intent(step=f"step_{i}") for i in range(6)))
+    claimed = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    commits = []
+
+    def committed(connection: object) -> None:
+        commits.append(connection)
+
+    event.listen(ledger.engine.sync_engine, "commit", committed)
+    try:
+        recorded = await asyncio.gather(*(ledger.mark_sent(d, f"id-{d.step}", NOW) for d in claimed))
+    finally:
+        event.remove(ledger.engine.sync_engine, "commit", committed)
+    assert recorded == [True] * 6
+    assert len(commits) == 1
+    assert await ledger.counts_by_status() == {"sent": 6}
+
+
+async def test_each_outcome_written_together_is_still_checked_against_its_own_claim(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent(), intent(step="reminder_24h"))
+    [first, second] = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    lost = replace(second, claim_token="a-claim-that-ran-out")
+    assert list(await asyncio.gather(
+        ledger.mark_sent(first, "SM1", NOW), ledger.mark_failed(lost, "late", "500", NOW),
+        ledger.begin_attempt(lost, NOW, LEASE),
+    )) == [True, False, AttemptStart.NOT_WANTED]
+    assert await ledger.counts_by_status() == {"sent": 1, "sending": 1}
+
+
+async def test_a_write_that_fails_does_not_take_the_others_written_with_it_down(ledger: DeliveryLedger) -> None:
+    await record(ledger, *(intent(step=f"step_{i}") for i in range(3)))
+    claimed = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+
+    def also(n: int):
+        async def record_with_it(connection: AsyncConnection) -> None:
+            await ledger.record(connection, [intent(step=f"recorded_with_{n}")], NOW)
+            if n == 1:
+                raise RuntimeError("the outbox is full")
+        return record_with_it
+
+    results = await asyncio.gather(*(ledger.mark_sent(d, f"SM{n}", NOW, also(n)) for n, d in enumerate(claimed)),
+                                   return_exceptions=True)
+    assert results[0] is True and results[2] is True and isinstance(results[1], RuntimeError)
+    async with ledger.engine.connect() as connection:
+        rows = {d.step: d.status for d in await ledger.for_appointment(connection, "apt-1")}
+    # What failed is rolled back with the row it went with; the others are recorded with theirs.
+    assert rows == {claimed[0].step: DeliveryStatus.SENT, claimed[1].step: DeliveryStatus.SENDING,
+                    claimed[2].step: DeliveryStatus.SENT, "recorded_with_0": DeliveryStatus.PENDING,
+                    "recorded_with_2": DeliveryStatus.PENDING}

@@ -342,3 +342,24 @@ async def test_an_earlier_identical_text_already_on_record_is_not_taken_for_a_lo
     async with dispatcher.ledger.engine.connect() as connection:
         rows = await dispatcher.ledger.for_appointment(connection, "apt-0145")
     assert sorted(d.provider_id or "" for d in rows if d.channel == "sms") == sorted(sids)
+
+
+async def test_emails_waiting_for_a_channel_that_gets_paused_go_back_untried(setup, sink) -> None:
+    dispatcher, clock = setup
+    pool = dispatcher.limits["email"]
+    sink.fail_next(pool, code=535, message="Authentication credentials invalid")  # whatever is in flight
+    addresses = [f"w{n}@example.com" for n in range(pool + 2)]
+    for n, address in enumerate(addresses):
+        await record_confirmation(dispatcher, address, f"+1416555{3000 + n:04d}", expires_at=in_hours(48, NOW))
+    await dispatcher.dispatch_due()
+    # Nothing went out after the refusal: the emails waiting behind it were not tried, nor charged.
+    assert [m for m in sink.messages if m.recipients[0] in addresses] == []
+    async with dispatcher.ledger.engine.connect() as connection:
+        emails = [d for n in range(pool + 2)
+                  for d in await dispatcher.ledger.for_appointment(connection, f"apt-{3000 + n:04d}")
+                  if d.channel == "email"]
+    assert {(d.status.value, d.attempts) for d in emails} == {("pending", 0)}
+    for _ in range(4):
+        clock.advance(timedelta(minutes=10))
+        await dispatcher.dispatch_due()
+    assert sorted(m.recipients[0] for m in sink.messages if m.recipients[0] in addresses) == sorted(addresses)
