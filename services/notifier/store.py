@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import and_, bindparam, delete, or_, select, tuple_, update
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain.state import AppointmentState
@@ -54,14 +54,15 @@ class AppointmentStateStore:
         another consumer replaced one of them first."""
         if not changes:
             return
-        replaced = set((await connection.execute(
+        # By primary key (a row-value IN would scan the table); a row found at another sequence was replaced
+        # meanwhile, and raising rolls back its deletion with the rest.
+        replaced = dict((await connection.execute(
             delete(appointments)
-            .where(tuple_(appointments.c.appointment_id, appointments.c.last_sequence).in_(
-                [(previous.appointment_id, previous.last_sequence) for _, previous in changes]))
-            .returning(appointments.c.appointment_id)
-        )).scalars())
-        for state, _ in changes:
-            if state.appointment_id not in replaced:
+            .where(appointments.c.appointment_id.in_([previous.appointment_id for _, previous in changes]))
+            .returning(appointments.c.appointment_id, appointments.c.last_sequence)
+        )).all())
+        for state, previous in changes:
+            if replaced.get(state.appointment_id) != previous.last_sequence:
                 raise ConcurrentAppointmentUpdate(state.appointment_id)
         await connection.execute(appointments.insert(), [_row(state, now) for state, _ in changes])
 
@@ -84,20 +85,19 @@ class AppointmentStateStore:
         return sent
 
     async def cancel_pending(self, connection: AsyncConnection, reasons: Mapping[str, str], now: datetime) -> None:
-        """Cancel what is still to be sent for each appointment, with its reason, in one statement: what
-        `DeliveryLedger.cancel_pending` does for one (a message claimed but not sent yet is cancelled too;
+        """Cancel what is still to be sent for each appointment, with its reason, in one statement per reason:
+        what `DeliveryLedger.cancel_pending` does for one (a message claimed but not sent yet is cancelled too;
         its dispatcher checks the row again right before the provider call, and the claim token stays)."""
-        if not reasons:
-            return
-        await connection.execute(
-            update(deliveries)
-            .where(and_(deliveries.c.appointment_id == bindparam("b_appointment_id"),
-                        # (not IN: an executemany takes no list parameter)
-                        or_(*(deliveries.c.status == status.value for status in OPEN_STATUSES))))
-            .values(status=DeliveryStatus.CANCELLED.value, reason=bindparam("b_reason"), lease_until=None,
-                    updated_at=now),
-            [{"b_appointment_id": appointment_id, "b_reason": reason} for appointment_id, reason in reasons.items()],
-        )
+        by_reason: dict[str, list[str]] = {}
+        for appointment_id, reason in reasons.items():
+            by_reason.setdefault(reason, []).append(appointment_id)
+        for reason, appointment_ids in by_reason.items():
+            await connection.execute(
+                update(deliveries)
+                .where(deliveries.c.appointment_id.in_(appointment_ids),
+                       deliveries.c.status.in_([status.value for status in OPEN_STATUSES]))
+                .values(status=DeliveryStatus.CANCELLED.value, reason=reason, lease_until=None, updated_at=now)
+            )
 
 
 def _row(state: AppointmentState, now: datetime) -> dict[str, object]:

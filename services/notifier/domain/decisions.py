@@ -23,7 +23,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from services.notifier.domain.state import AppointmentState
@@ -193,8 +193,12 @@ def _notice_due_at(
 ) -> datetime | None:
     """Now, or the end of quiet hours when the notice is held; None once the appointment started."""
     held = channel == "sms" or clinic.hold_email_in_quiet_hours
-    plan = plan_schedule(_notice_schedule(template, channel, held), anchor=now, time_zone=event.patient.zone,
-                         quiet_hours=clinic.quiet_hours, now=now, deadline=deadline or event.appointment.starts_at)
+    deadline = deadline or event.appointment.starts_at
+    zone = event.patient.zone
+    if now < deadline and not (held and clinic.quiet_hours.contains(now.astimezone(zone).time())):
+        return now.astimezone(UTC)  # what the plan below gives outside quiet hours, without planning
+    plan = plan_schedule(_notice_schedule(template, channel, held), anchor=now, time_zone=zone,
+                         quiet_hours=clinic.quiet_hours, now=now, deadline=deadline)
     if plan.planned:
         return plan.planned[0].due_at
     if plan.skipped[0].reason == "quiet_hours_until_after_start":

@@ -3,8 +3,10 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from services.notifier.domain.state import AppointmentState
 from services.notifier.store import AppointmentStateStore, ConcurrentAppointmentUpdate
@@ -55,3 +57,19 @@ async def test_a_replacement_based_on_a_state_another_instance_already_replaced_
 
 def test_the_consumer_retries_an_event_whose_appointment_was_changed_concurrently() -> None:
     assert isinstance(ConcurrentAppointmentUpdate("apt-1"), UNAVAILABLE)
+
+
+async def test_replacing_a_batch_of_states_searches_its_appointments_by_key_and_scans_no_table(
+    store: AppointmentStateStore,
+) -> None:
+    async with store.engine.begin() as connection:
+        await store.add_many(connection, [state(1, appointment_id=f"apt-{n}") for n in range(50)], NOW)
+    statements: list[tuple[str, Any]] = []
+    event.listen(store.engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, parameters, *_: statements.append((statement, parameters)))
+    async with store.engine.begin() as connection:
+        await store.replace_many(connection, [(state(2, appointment_id=f"apt-{n}"), state(1, appointment_id=f"apt-{n}"))
+                                              for n in range(0, 50, 7)], NOW)
+        plans = [(await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))).all()
+                 for statement, parameters in statements if statement.startswith(("DELETE", "UPDATE"))]
+    assert plans and all("SEARCH" in row[-1] and "SCAN" not in row[-1] for plan in plans for row in plan), plans
