@@ -14,7 +14,7 @@ from datetime import datetime
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain.decisions import EventDecision, decide
-from services.notifier.domain.state import AppointmentState
+from services.notifier.domain.state import AppointmentState, AppointmentVersion
 from services.notifier.store import AppointmentStateStore
 from shared.clinic_config import ClinicConfig
 from shared.clock import Clock
@@ -94,11 +94,11 @@ class AppointmentEventHandler:
         now = self.clock.now()
         decisions: list[EventDecision] = []
         async with self.engine.begin() as connection:
-            stored = await self.states.get_many(connection, {event.appointment_id for event in events})
+            stored = await self.states.versions(connection, {event.appointment_id for event in events})
             # What was sent changes only when a dispatcher sends: the batch's own changes never make a
             # message sent, so one read before them stands for each event's.
             sent = await self.states.sent_steps(connection, stored)
-            latest: dict[str, AppointmentState] = dict(stored)
+            latest: dict[str, AppointmentVersion] = dict(stored)
             # The ledger's rows of an appointment are written with its state: an appointment first seen
             # in this batch has no history and nothing pending but what this batch records.
             may_have_pending = set(stored)
@@ -116,7 +116,8 @@ class AppointmentEventHandler:
                     latest[event.appointment_id] = decision.new_state
                 decisions.append(decision)
             await writes.write(connection, self.ledger, self.states, now)
-            changed = [(state, stored.get(id_)) for id_, state in latest.items() if state is not stored.get(id_)]
+            # An appointment's latest is a new state once one of its events was applied.
+            changed = [(state, stored.get(id_)) for id_, state in latest.items() if isinstance(state, AppointmentState)]
             await self.states.add_many(connection, [state for state, previous in changed if previous is None], now)
             await self.states.replace_many(
                 connection, [(state, previous) for state, previous in changed if previous is not None], now)

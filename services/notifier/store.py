@@ -8,7 +8,7 @@ from datetime import datetime
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.notifier.domain.state import AppointmentState
+from services.notifier.domain.state import AppointmentState, AppointmentVersion
 from services.notifier.tables import appointments
 from shared.consumer import RetryableConflict
 from shared.ledger.model import OPEN_STATUSES, DeliveryStatus
@@ -40,13 +40,25 @@ class AppointmentStateStore:
             for row in rows
         }
 
+    async def versions(
+        self, connection: AsyncConnection, appointment_ids: Collection[str]
+    ) -> dict[str, AppointmentVersion]:
+        """How far each known appointment among `appointment_ids` was applied, in one query (without its event)."""
+        if not appointment_ids:
+            return {}
+        rows = await connection.execute(
+            select(appointments.c.appointment_id, appointments.c.last_sequence, appointments.c.status)
+            .where(appointments.c.appointment_id.in_(list(appointment_ids)))
+        )
+        return {row.appointment_id: AppointmentVersion(*row) for row in rows}
+
     async def add_many(self, connection: AsyncConnection, states: Sequence[AppointmentState], now: datetime) -> None:
         """Appointments seen for the first time, in one statement."""
         if states:
             await connection.execute(appointments.insert(), [_row(state, now) for state in states])
 
     async def replace_many(
-        self, connection: AsyncConnection, changes: Sequence[tuple[AppointmentState, AppointmentState]],
+        self, connection: AsyncConnection, changes: Sequence[tuple[AppointmentState, AppointmentVersion]],
         now: datetime,
     ) -> None:
         """Each (new, previous) state replaces `previous`, in two statements for all of them; raises

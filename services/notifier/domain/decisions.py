@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from services.notifier.domain.state import AppointmentState
+from services.notifier.domain.state import AppointmentState, AppointmentVersion
 from shared.clinic_config import ClinicConfig
 from shared.delivery.context import appointment_context
 from shared.delivery.fallback import fallback_address
@@ -75,7 +75,7 @@ class EventDecision:
 
 def decide(
     event: AppointmentEvent,
-    current: AppointmentState | None,
+    current: AppointmentVersion | None,
     already_sent: Mapping[str, datetime],
     clinic: ClinicConfig,
     now: datetime,
@@ -94,8 +94,8 @@ def decide(
         event=event.model_dump(mode="json"),
     )
     channels = reachable_channels(event.patient)
-    # One context for every message of the event: the ledger stores it with each.
-    context = appointment_context(event)
+    # One context for every message of the event (the ledger stores it with each); none without a channel.
+    context = appointment_context(event) if channels else {}
     notices, stale_notices = _notices(event, channels, context, clinic, now)
     if isinstance(event, (AppointmentCancelled, AppointmentNoShow, AppointmentCompleted)):
         return EventDecision(

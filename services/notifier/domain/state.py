@@ -6,8 +6,14 @@ from typing import Any
 
 
 @dataclass(frozen=True)
-class AppointmentState:
+class AppointmentVersion:
+    """What the rules read of an appointment: how far its events were applied, and where that left it."""
+
     appointment_id: str
     last_sequence: int
     status: str  # booked, cancelled, no_show, completed
+
+
+@dataclass(frozen=True)
+class AppointmentState(AppointmentVersion):
     event: dict[str, Any]  # the last applied event, as published
