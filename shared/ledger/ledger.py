@@ -1,25 +1,25 @@
 """The delivery ledger: durable record of every intended message and of what became of it.
 
 What a dispatcher writes (claims, the check before each provider call, outcomes) goes through a group
-commit: the writes asked for while a transaction is being committed share the next one. Each stays a
-statement conditional on its own claim token, and each caller learns whether its own row changed; one
-commit (one fsync on SQLite) serves every send that finished meanwhile.
+commit (`shared/ledger/group_commit.py`): the writes asked for while a transaction is being committed
+share the next one. Each stays a statement conditional on its own claim token, and each caller learns
+whether its own row changed; one commit (one fsync on SQLite) serves every send that finished meanwhile.
 """
 from __future__ import annotations
 
-import asyncio
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import replace
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, Update, and_, bindparam, func, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates, is_postgres
+from shared.ledger.group_commit import GroupCommit, RowUpdate
 from shared.ledger.model import (
     OPEN_STATUSES,
     STAFF_TEMPLATE_PREFIX,
@@ -38,12 +38,13 @@ _STILL_CLAIMED = "still claimed"
 _SENT_OR_CANCELLED = "sending, or cancelled while in flight"
 _CONDITIONS = {
     _STILL_CLAIMED: deliveries.c.status == DeliveryStatus.SENDING.value,
-    _SENT_OR_CANCELLED: deliveries.c.status.in_([DeliveryStatus.SENDING.value, DeliveryStatus.CANCELLED.value]),
+    # Not IN: its list would be expanded at each execution, which executemany cannot do.
+    _SENT_OR_CANCELLED: or_(deliveries.c.status == DeliveryStatus.SENDING.value,
+                            deliveries.c.status == DeliveryStatus.CANCELLED.value),
 }
 
 # Run in the transaction that records an outcome: what must be recorded with it (its event, a fallback).
 AlsoRecord = Callable[[AsyncConnection], Awaitable[None]]
-T = TypeVar("T")
 
 
 # The statements a dispatcher runs for every message are built once, their values left as parameters:
@@ -112,83 +113,6 @@ class AttemptStart(Enum):
     STARTED = "started"  # still ours and wanted: send it; the lease runs from now
     NOT_WANTED = "not_wanted"  # cancelled, or claimed again after our lease ran out: do not send
     OPTED_OUT = "opted_out"  # a patient's message to an address opted out of the channel: do not send
-
-
-class GroupCommit(Generic[T]):
-    """Runs each unit of work given to `run` in a transaction shared with the units given while the
-    previous transaction was being committed. A unit that fails does not fail the others: when a
-    shared transaction fails, each of its units is run again in a transaction of its own.
-
-    While there is work, one connection serves every transaction; it goes back to the pool when
-    there is none, or when a transaction on it failed."""
-
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine = engine
-        self._waiting: list[tuple[Callable[[AsyncConnection], Awaitable[T]], asyncio.Future[T]]] = []
-        self._writer: asyncio.Task[None] | None = None
-        self._connection: AsyncConnection | None = None
-
-    async def run(self, work: Callable[[AsyncConnection], Awaitable[T]]) -> T:
-        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
-        self._waiting.append((work, future))
-        if self._writer is None or self._writer.done():
-            self._writer = asyncio.create_task(self._write_all())
-        return await future
-
-    async def _write_all(self) -> None:
-        while self._waiting:  # work may have come while the connection was being released
-            try:
-                await self._write_while_waiting()
-            finally:
-                await self._release()
-
-    async def _write_while_waiting(self) -> None:
-        while self._waiting:
-            batch, self._waiting = self._waiting, []
-            batch = [(work, future) for work, future in batch if not future.cancelled()]
-            try:
-                if len(batch) > 1:
-                    try:
-                        results = await self._transaction([work for work, _ in batch])
-                    except Exception:
-                        for work, future in batch:
-                            await self._alone(work, future)
-                        continue
-                    for (_, future), result in zip(batch, results, strict=True):
-                        if not future.done():
-                            future.set_result(result)
-                elif batch:
-                    await self._alone(*batch[0])
-            except BaseException:
-                for _, future in batch + self._waiting:
-                    future.cancel()
-                raise
-
-    async def _alone(self, work: Callable[[AsyncConnection], Awaitable[T]], future: asyncio.Future[T]) -> None:
-        try:
-            [result] = await self._transaction([work])
-        except Exception as error:
-            if not future.done():
-                future.set_exception(error)
-        else:
-            if not future.done():
-                future.set_result(result)
-
-    async def _transaction(self, works: list[Callable[[AsyncConnection], Awaitable[T]]]) -> list[T]:
-        if self._connection is None:
-            self._connection = await self.engine.connect()
-        connection = self._connection
-        try:
-            async with connection.begin():
-                return [await work(connection) for work in works]
-        except BaseException:
-            await self._release()
-            raise
-
-    async def _release(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            await asyncio.shield(connection.close())
 
 
 def _row_to_delivery(row: Row[Any]) -> Delivery:
@@ -365,7 +289,9 @@ class DeliveryLedger:
                 return AttemptStart.NOT_WANTED
             return AttemptStart.OPTED_OUT
 
-        started: AttemptStart = await self._writes.run(attempt)
+        started: AttemptStart = await self._writes.run(
+            attempt, RowUpdate(statement, parameters, AttemptStart.STARTED)
+        )
         return started
 
     async def next_due_at(self, channel: str | None = None) -> datetime | None:
@@ -444,7 +370,7 @@ class DeliveryLedger:
                 await also(connection)
             return changed
 
-        changed: bool = await self._writes.run(change)
+        changed: bool = await self._writes.run(change, RowUpdate(statement, parameters, True, also))
         return changed
 
     # --- what the provider reports, and fallbacks (inside the caller's transaction) ---

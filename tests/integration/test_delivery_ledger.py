@@ -247,3 +247,27 @@ async def test_a_write_that_fails_does_not_take_the_others_written_with_it_down(
     assert rows == {claimed[0].step: DeliveryStatus.SENT, claimed[1].step: DeliveryStatus.SENDING,
                     claimed[2].step: DeliveryStatus.SENT, "recorded_with_0": DeliveryStatus.PENDING,
                     "recorded_with_2": DeliveryStatus.PENDING}
+
+
+async def test_among_outcomes_written_together_one_whose_claim_ran_out_changes_nothing(ledger: DeliveryLedger) -> None:
+    await record(ledger, *(intent(step=f"step_{i}") for i in range(3)))
+    first, second, third = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    lost = replace(second, claim_token="a-claim-that-ran-out")
+    assert list(await asyncio.gather(
+        *(ledger.mark_sent(d, f"SM-{d.step}", NOW) for d in (first, lost, third))
+    )) == [True, False, True]
+    async with ledger.engine.connect() as connection:
+        rows = {d.step: (d.status, d.provider_id) for d in await ledger.for_appointment(connection, "apt-1")}
+    assert rows == {first.step: (DeliveryStatus.SENT, f"SM-{first.step}"), second.step: (DeliveryStatus.SENDING, None),
+                    third.step: (DeliveryStatus.SENT, f"SM-{third.step}")}
+
+
+async def test_among_messages_checked_together_only_the_opted_out_one_is_held_back(ledger: DeliveryLedger) -> None:
+    await SuppressionList(ledger.engine).suppress("email", "sam@example.com", "unsubscribe_link", NOW)
+    await record(ledger, intent(step="a"), replace(intent(step="b"), recipient="Sam@example.com"), intent(step="c"))
+    claimed = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    started = await asyncio.gather(*(ledger.begin_attempt(d, NOW + timedelta(seconds=5), LEASE) for d in claimed))
+    assert {d.step: s for d, s in zip(claimed, started, strict=True)} == {
+        "a": AttemptStart.STARTED, "b": AttemptStart.OPTED_OUT, "c": AttemptStart.STARTED}
+    # The two started leases run from the check; the held-back one still has its claim's.
+    assert await ledger.next_due_at() == NOW + LEASE
