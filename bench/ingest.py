@@ -2,20 +2,26 @@
 reading the same records in the same run.
 
 A day of a busy clinic, compressed: A appointments, each with a patient of its own (their own email and
-phone, consenting to both channels), are booked, then all rescheduled, then all completed (3·A events,
-in that order, so every reschedule and completion finds its appointment stored by an earlier batch, as
-in production where they are days apart). Every event records what it should: states, ledger rows
-(confirmations, guidance, reminders, notices, aftercare advice, check-ins), cancellations, outbox rows.
+phone), are booked, then all rescheduled, then all completed (3·A events, in that order, so every
+reschedule and completion finds its appointment stored by an earlier batch, as in production where they
+are days apart). Two workloads, each on events of its own:
+
+- consenting: the patients agreed to email and SMS, so every event records what it should: states,
+  ledger rows (confirmations, guidance, reminders, notices, aftercare advice, check-ins), cancellations,
+  outbox rows (about 4 ledger rows per event for the notifier);
+- silent: the patients agreed to nothing, so only the appointments' states (and aftercare's upcoming
+  visits) are recorded: the ingest path itself (reading, deciding, the state rules, the commits).
 
 Each service is built by its own `bootstrap.build` and run by its `bootstrap.run` as deployed (logging
 at INFO, as JSON, to a file), on a fresh SQLite database, its consumer group starting at the first
-record of the run. It is timed from its broker start until its group has committed every record. Its
-dispatcher runs too, but the providers hold each send until the timing is over: the dispatcher holds
+record of the workload. It is timed from its broker start until its group has committed every record.
+Its dispatcher runs too, but the providers hold each send until the timing is over: the dispatcher holds
 its first few messages in flight and sends nothing, so the figure is ingestion, not sending. A raw
 aiokafka consumer reads the same records right before each service (no parsing, no database).
 Measures and prints; asserts nothing.
 
-    .venv/bin/python -m bench.ingest [--events 30000] [--services notifier,aftercare] [--bootstrap HOST:PORT]
+    .venv/bin/python -m bench.ingest [--events 30000] [--services notifier,aftercare]
+                                     [--workloads consenting,silent] [--bootstrap HOST:PORT]
 
 Without --bootstrap a throwaway broker is started (deploy/kafka/kafka.sh) and stopped afterwards.
 """
@@ -45,6 +51,7 @@ from services.notifier import bootstrap as notifier
 from services.notifier.settings import NotifierSettings
 from shared.channels.messages import EmailMessage, SmsMessage
 from shared.events.appointment import AppointmentCompleted, AppointmentEvent
+from shared.events.patient import ChannelConsent
 from shared.kafka_admin import ensure_topics
 from shared.observability import configure_logging
 from shared.settings import CommonSettings, DeliverySettings, KafkaSettings, TwilioSettings
@@ -53,6 +60,7 @@ from tests.support.events import booked, patient, rescheduled
 from tests.support.kafka_server import free_port, start_kafka
 
 SERVICES = ("notifier", "aftercare")
+WORKLOADS = {"consenting": ChannelConsent(email=True, sms=True), "silent": ChannelConsent(email=False, sms=False)}
 SIZES = {"quick": 1_500, "medium": 15_000, "full": 60_000}
 AREA_CODES = ("416", "647", "437", "905", "289", "365")  # 10,000 fake 555 numbers each
 LINK_SECRET = "a-bench-secret-of-at-least-32-bytes!"
@@ -70,13 +78,13 @@ class HeldProvider:
         return f"bench-{uuid.uuid4().hex}"
 
 
-def day_of_events(appointments: int, run_id: str) -> list[AppointmentEvent]:
+def day_of_events(appointments: int, run_id: str, consent: ChannelConsent) -> list[AppointmentEvent]:
     """Every appointment booked, then every one rescheduled, then every one completed."""
     starts = datetime.now(UTC) + timedelta(days=3)
     bookings = []
     for n in range(appointments):
         who = patient(patient_id=f"pt-{run_id}-{n}", email=f"patient{n}.{run_id}@example.com",
-                      phone=f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}")
+                      phone=f"+1{AREA_CODES[n // 10_000 % len(AREA_CODES)]}555{n % 10_000:04d}", consent=consent)
         bookings.append(booked(f"apt-{run_id}-{n}", starts + timedelta(minutes=n % 600), who=who))
     moved = [rescheduled(b, b.appointment.starts_at + timedelta(hours=1), sequence=2) for b in bookings]
     done = [AppointmentCompleted(occurred_at=datetime.now(UTC), appointment_id=m.appointment_id, sequence=3,
@@ -193,34 +201,37 @@ async def drain(service: str, bootstrap_servers: str, database_url: str, ends: d
         await running
 
 
-async def measure(bootstrap_servers: str, events: int, workdir: Path,
-                  services: tuple[str, ...] = SERVICES) -> dict[str, Any]:
-    """Produce the run's events, then for each service: the raw consumer's read, then the service's drain."""
+async def measure(bootstrap_servers: str, events: int, workdir: Path, services: tuple[str, ...] = SERVICES,
+                  workloads: tuple[str, ...] = tuple(WORKLOADS)) -> dict[str, Any]:
+    """For each workload, produce its events, then for each service: the raw consumer's read of them, then
+    the service's drain of them."""
     await ensure_topics(bootstrap_servers)
     partitions = await partitions_of(bootstrap_servers)
-    offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
-    await offsets.start()
-    try:
-        starts = await offsets.end_offsets(partitions)
-        day = day_of_events(max(events // 3, 1), uuid.uuid4().hex[:8])
-        began = time.perf_counter()
-        await produce(bootstrap_servers, day)
-        produced_s = time.perf_counter() - began
-        ends = await offsets.end_offsets(partitions)
-    finally:
-        await offsets.stop()
-    total = sum(ends[tp] - starts[tp] for tp in partitions)
     rows: list[dict[str, Any]] = []
-    for service in services:
-        load = machine.load_average()
-        raw_s = await raw_read(bootstrap_servers, starts, total)
-        service_s = await drain(service, bootstrap_servers, f"sqlite+aiosqlite:///{workdir}/{service}.db", ends, starts)
-        rows.append({
-            "service": service, "events": total, "load_average": load, "raw_s": raw_s, "raw_per_s": total / raw_s,
-            "service_s": service_s, "service_per_s": total / service_s, "share_of_raw": raw_s / service_s,
-        })
-    return {"events": total, "appointments": len(day) // 3, "produced_s": produced_s, "database": "sqlite",
-            "partitions": len(partitions), "rows": rows}
+    for workload in workloads:
+        offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+        await offsets.start()
+        try:
+            starts = await offsets.end_offsets(partitions)
+            day = day_of_events(max(events // 3, 1), uuid.uuid4().hex[:8], WORKLOADS[workload])
+            began = time.perf_counter()
+            await produce(bootstrap_servers, day)
+            produced_s = time.perf_counter() - began
+            ends = await offsets.end_offsets(partitions)
+        finally:
+            await offsets.stop()
+        total = sum(ends[tp] - starts[tp] for tp in partitions)
+        for service in services:
+            load = machine.load_average()
+            raw_s = await raw_read(bootstrap_servers, starts, total)
+            service_s = await drain(service, bootstrap_servers,
+                                    f"sqlite+aiosqlite:///{workdir}/{service}-{workload}.db", ends, starts)
+            rows.append({
+                "service": service, "workload": workload, "events": total, "appointments": len(day) // 3,
+                "produced_s": produced_s, "load_average": load, "raw_s": raw_s, "raw_per_s": total / raw_s,
+                "service_s": service_s, "service_per_s": total / service_s, "share_of_raw": raw_s / service_s,
+            })
+    return {"database": "sqlite", "partitions": len(partitions), "rows": rows}
 
 
 def run(stack: Any, form: str) -> dict[str, Any]:
@@ -257,30 +268,32 @@ def service_logs(path: Path) -> Iterator[None]:
 
 def print_rows(result: dict[str, Any]) -> None:
     print(f"machine: {os.cpu_count()} CPUs (nproc {len(os.sched_getaffinity(0))}), "
-          f"{machine.describe()['cpu_model']}")
-    print(f"database: {result['database']}; {result['events']} records of {result['appointments']} appointments on "
-          f"{APPOINTMENTS} ({result['partitions']} partitions), produced in {result['produced_s']:.1f} s")
+          f"{machine.describe()['cpu_model']}; database: {result['database']}; "
+          f"{APPOINTMENTS}: {result['partitions']} partitions")
     for row in result["rows"]:
-        print(f"load average {row['load_average']}:")
+        print(f"{row['workload']}: {row['events']} records of {row['appointments']} appointments, "
+              f"load average {row['load_average']}:")
         print(f"  raw aiokafka consumer: {row['raw_per_s']:10,.0f} events/s ({row['raw_s']:.2f} s)")
         print(f"  {row['service'] + ' consumer:':22}{row['service_per_s']:10,.0f} events/s ({row['service_s']:.2f} s), "
-              f"{100 * row['share_of_raw']:.0f}% of the raw rate")
+              f"{100 * row['share_of_raw']:.1f}% of the raw rate")
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
     parser.add_argument("--events", type=int, default=30_000)
     parser.add_argument("--services", default=",".join(SERVICES), help=f"some of {','.join(SERVICES)}")
+    parser.add_argument("--workloads", default=",".join(WORKLOADS), help=f"some of {','.join(WORKLOADS)}")
     parser.add_argument("--bootstrap", help="an existing broker; default: start one")
     args = parser.parse_args()
     services = tuple(name for name in args.services.split(",") if name)
+    workloads = tuple(name for name in args.workloads.split(",") if name)
     with tempfile.TemporaryDirectory(prefix="clinic-ingest-") as workdir:
         log_path = Path(workdir) / "services.log"
         with service_logs(log_path):
             server = None if args.bootstrap else await asyncio.to_thread(start_kafka, Path(workdir) / "kafka")
             try:
                 result = await measure(args.bootstrap or (server.bootstrap_servers if server else ""), args.events,
-                                       Path(workdir), services)
+                                       Path(workdir), services, workloads)
             finally:
                 if server is not None:
                     server.stop()

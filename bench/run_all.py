@@ -26,15 +26,16 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bench import booking_api, channels, end_to_end, peer_celery, scheduler_scale
+from bench import booking_api, channels, end_to_end, ingest, peer_celery, scheduler_scale
 from bench.harness import machine, report
 from bench.harness.stack import Stack
 from shared.observability import configure_logging
 
 HERE = Path(__file__).resolve().parent
 # The ledger benchmarks first, on a broker nobody has published bookings to (their notifiers' new groups read
-# the topics from the start); the end-to-end notifier's groups are started at the end of the topics.
-SECTIONS = ("channels", "scheduler", "peer", "booking_api", "end_to_end")
+# the topics from the start); the end-to-end notifier's groups are started at the end of the topics. Ingest
+# runs on a broker of its own.
+SECTIONS = ("channels", "scheduler", "peer", "booking_api", "end_to_end", "ingest")
 
 
 def main() -> int:
@@ -62,6 +63,7 @@ def main() -> int:
         "end_to_end": lambda stack: end_to_end.run(stack, form_name),
         "scheduler": lambda stack: scheduler_scale.run(stack, form_name, scales, instances),
         "peer": lambda stack: peer_celery.run(stack, form_name),
+        "ingest": lambda stack: ingest.run(stack, form_name),
     }
     results: dict[str, Any] = {
         "form": form_name, "command": " ".join(["bench/run_all.py", *sys.argv[1:]]),

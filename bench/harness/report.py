@@ -147,6 +147,21 @@ def markdown(results: dict[str, Any]) -> str:
                   "Lost means not received by the end of the wait after the restart: for the peer, its visibility "
                   "timeout plus at least 60 s; for the notifier (lease 60 s), at least 150 s. A Redis task "
                   "restored later than that would still arrive, later than its due time by minutes.", ""]
+    if "ingest" in sections:
+        rows = sections["ingest"]["rows"]
+        parts += ["## 6. Ingest: each service's consumer vs a raw aiokafka consumer, same records, same run", "",
+                  *under("ingest"),
+                  table(["service", "workload", "events", "load average at its start", "service (events/s)",
+                         "raw aiokafka (events/s)", "share of raw (%)"],
+                        [[r["service"], r["workload"], r["events"], r["load_average"], r["service_per_s"],
+                          r["raw_per_s"], 100 * r["share_of_raw"]] for r in rows]),
+                  "", "`bench/ingest.py`: appointments booked, then rescheduled, then completed, a patient each; "
+                  "consenting: the patients agreed to email and SMS, so every event records its messages (about 4 "
+                  "ledger rows an event for the notifier, check-ins and outbox events for aftercare); silent: they "
+                  "agreed to nothing, only states are recorded. Each service runs as deployed (`bootstrap.run`, logs "
+                  "at INFO) on a fresh SQLite database, timed from its broker start until its group has committed "
+                  "every record; its dispatcher's sends are held until then. The raw consumer reads the same records "
+                  "right before it and does nothing with them. On a broker of its own.", ""]
     return "\n".join(parts)
 
 

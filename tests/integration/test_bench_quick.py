@@ -23,10 +23,10 @@ def test_the_quick_form_runs_every_benchmark_and_writes_its_results(tmp_path: Pa
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
 
     results = json.loads((tmp_path / "results.json").read_text())
-    assert set(results["sections"]) == {"channels", "booking_api", "end_to_end", "scheduler", "peer"}
+    assert set(results["sections"]) == {"channels", "booking_api", "end_to_end", "scheduler", "peer", "ingest"}
     assert results["machine"]["nproc"] >= 1 and results["machine"]["load_average"]
     report = (tmp_path / "RESULTS.md").read_text()
-    for heading in ("1. Channels", "2. Booking API", "3. End to end", "4. Scheduler", "5. A peer"):
+    for heading in ("1. Channels", "2. Booking API", "3. End to end", "4. Scheduler", "5. A peer", "6. Ingest"):
         assert heading in report
     assert (tmp_path / "latency_vs_load.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     # Every section measured something: messages arrived, bookings were accepted.
@@ -35,3 +35,4 @@ def test_the_quick_form_runs_every_benchmark_and_writes_its_results(tmp_path: Pa
     assert all(row["delivered_within_window"] > 0 for row in results["sections"]["end_to_end"]["rows"])
     assert all(row["drained"] > 0 for row in results["sections"]["scheduler"]["rows"])
     assert all(row["drained"] > 0 for row in results["sections"]["peer"]["rows"])
+    assert all(row["service_per_s"] > 0 and row["raw_per_s"] > 0 for row in results["sections"]["ingest"]["rows"])
