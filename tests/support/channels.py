@@ -31,7 +31,7 @@ class TwilioSandbox:
 
     def messages(self, to: str | None = None) -> list[dict[str, Any]]:
         params = {"to": to} if to else {}
-        response = httpx.get(f"{self.url}/_sandbox/messages", params=params, timeout=5)
+        response = httpx.get(f"{self.url}/_sandbox/messages", params=params, timeout=30)  # thousands, under load
         response.raise_for_status()
         return response.json()
 
