@@ -9,7 +9,8 @@ from dataclasses import asdict, dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, case, func, select, update
+from sqlalchemy import Row, and_, case, func, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.aftercare.domain.answers import ConsentChange, ReplyOnRecord
@@ -210,29 +211,32 @@ class UpcomingVisitStore:
         self.engine = engine
 
     async def apply(self, connection: AsyncConnection, visits: Sequence[UpcomingVisit], now: datetime) -> None:
-        """Each visit as its newest event leaves it (an older or repeated event changes nothing), in a few
-        statements for a whole batch. A reschedule forgets the answer given to the old time."""
+        """Each visit as its newest event leaves it (an older or repeated event changes nothing), in one
+        statement for a whole batch. A reschedule forgets the answer given to the old time."""
         newest: dict[str, UpcomingVisit] = {}
         for visit in visits:
             if visit.appointment_id not in newest or visit.sequence > newest[visit.appointment_id].sequence:
                 newest[visit.appointment_id] = visit
         if not newest:
             return
-        rows = [_upcoming_row(visit, now) for visit in newest.values()]
-        await connection.execute(insert_ignoring_duplicates(self.engine.dialect.name, upcoming_visits), rows)
-        stale = upcoming_visits.c.appointment_id == bindparam("b_id")
-        moved_on = update(upcoming_visits).where(and_(stale, upcoming_visits.c.sequence < bindparam("b_sequence")))
+        statement = (postgresql.insert(upcoming_visits) if self.engine.dialect.name == "postgresql"
+                     else sqlite.insert(upcoming_visits))
+        newer = statement.excluded
+        same_time = upcoming_visits.c.starts_at == newer.starts_at
         kept = ("sequence", "phone", "locale", "appointment_type", "starts_at", "status", "planned_at", "context",
                 "updated_at")
-        same_time = upcoming_visits.c.starts_at == bindparam("b_starts_at")
+        # One upsert: a visit not yet known is added; a known one takes a newer event's values.
         await connection.execute(
-            moved_on.values(
-                **{name: bindparam(f"b_{name}") for name in kept},
-                # An answer was to the visit's time: a reschedule forgets it, the next reminder asks again.
-                answer=case((same_time, upcoming_visits.c.answer), else_=None),
-                answered_at=case((same_time, upcoming_visits.c.answered_at), else_=None),
+            statement.on_conflict_do_update(
+                index_elements=[upcoming_visits.c.appointment_id],
+                set_={name: newer[name] for name in kept} | {
+                    # An answer was to the visit's time: a reschedule forgets it, the next reminder asks again.
+                    "answer": case((same_time, upcoming_visits.c.answer), else_=None),
+                    "answered_at": case((same_time, upcoming_visits.c.answered_at), else_=None),
+                },
+                where=upcoming_visits.c.sequence < newer.sequence,
             ),
-            [{"b_id": row["appointment_id"], **{f"b_{name}": row[name] for name in kept}} for row in rows],
+            [_upcoming_row(visit, now) for visit in newest.values()],
         )
 
     async def of_phone(self, connection: AsyncConnection, phone: str, now: datetime) -> list[UpcomingVisit]:

@@ -10,13 +10,14 @@ from typing import Any
 import pytest
 from sqlalchemy import event, select
 
-from services.aftercare.tables import check_ins
+from services.aftercare.domain.reminder_replies import ReminderAnswer
+from services.aftercare.tables import check_ins, upcoming_visits
 from shared.events.appointment import AppointmentEvent
 from shared.events.patient import ChannelConsent
 from shared.ledger.tables import deliveries
 from tests.conftest import create_postgres_database
 from tests.integration.aftercare.conftest import VISIT_ENDS, Aftercare, aftercare_on
-from tests.support.events import booked, completed, patient, rescheduled
+from tests.support.events import booked, cancelled, completed, patient, rescheduled
 
 
 def an_afternoon() -> list[AppointmentEvent]:
@@ -81,3 +82,26 @@ async def test_a_batch_is_written_in_a_few_statements_however_many_visits_it_hol
     await aftercare.completed_visits.handle_batch([completed(visit, sequence=2) for visit in visits])
     assert len(statements) <= 8, statements  # upcoming visits (2), check-ins, messages, outbox
     assert len(await aftercare.published("CheckInScheduled")) == len(await aftercare.rows(select(check_ins))) > 200
+
+
+async def test_an_answer_to_the_reminder_stays_while_the_visit_keeps_its_time_and_a_replay_changes_nothing(
+    aftercare: Aftercare,
+) -> None:
+    visit = booked("apt-a", VISIT_ENDS + timedelta(days=2), occurred_at=VISIT_ENDS - timedelta(days=5))
+    await aftercare.completed_visits.handle_batch([visit])
+    async with aftercare.engine.begin() as connection:
+        await aftercare.parts.completed_visits.upcoming.record_answer(connection, "apt-a", ReminderAnswer.CONFIRMED,
+                                                                     VISIT_ENDS)
+    [answered] = await aftercare.rows(select(upcoming_visits))
+
+    aftercare.clock.set(VISIT_ENDS + timedelta(hours=1))
+    await aftercare.completed_visits.handle_batch([visit])  # read again
+    assert await aftercare.rows(select(upcoming_visits)) == [answered], "a replay changes nothing"
+
+    await aftercare.completed_visits.handle_batch([cancelled(visit, sequence=2)])
+    [cancelled_row] = await aftercare.rows(select(upcoming_visits))
+    assert (cancelled_row.sequence, cancelled_row.status, cancelled_row.answer) == (2, "cancelled", "confirmed")
+
+    await aftercare.completed_visits.handle_batch([rescheduled(visit, VISIT_ENDS + timedelta(days=3), sequence=3)])
+    [moved] = await aftercare.rows(select(upcoming_visits))
+    assert (moved.sequence, moved.answer, moved.answered_at) == (3, None, None), "the answer was to the old time"
