@@ -9,6 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from services.notifier.domain.decisions import decide
+from shared.events.appointment import AppointmentEvent
 from shared.events.patient import ChannelConsent
 from shared.scheduling import QuietHours, Schedule, ScheduleStep, plan_schedule
 from tests.support.events import booked, cancelled, patient, rescheduled
@@ -46,8 +47,11 @@ def test_a_notice_is_due_when_its_plan_says(now: datetime, starts_in: timedelta,
     clinic = CLINIC.model_copy(update={"quiet_hours": quiet, "hold_email_in_quiet_hours": hold_email})
     first = booked("apt-1", now + starts_in + timedelta(hours=2),
                    who=patient(time_zone=zone_name, consent=ChannelConsent(email=True, sms=True)))
-    event = {"booked": first, "rescheduled": rescheduled(first, now + starts_in, sequence=2),
-             "cancelled": cancelled(first, sequence=2)}[kind]
+    events: dict[str, AppointmentEvent] = {
+        "booked": first, "rescheduled": rescheduled(first, now + starts_in, sequence=2),
+        "cancelled": cancelled(first, sequence=2),
+    }
+    event = events[kind]
     template = {"booked": "confirmation", "rescheduled": "reschedule_notice", "cancelled": "cancellation_notice"}[kind]
     current = None if kind == "booked" else decide(first, None, {}, clinic, now - timedelta(days=7)).new_state
 
