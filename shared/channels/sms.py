@@ -6,7 +6,6 @@ from datetime import datetime
 from typing import Any
 
 import aiohttp
-from aiolimiter import AsyncLimiter
 from twilio.base.exceptions import TwilioRestException, TwilioServiceException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -39,9 +38,11 @@ _NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
 
 
 class SendRate:
-    """A token bucket for one sender: `per_second` messages a second at most, shared by every send
-    of this process. A rate-limit answer halves the rate for a while; it then doubles back, step by
-    step, to `per_second`. (A long code sends about 1 message/s, a short code 100/s.)"""
+    """The pace of one sender: `per_second` messages a second at most, shared by every send of this
+    process. Each send is given the next free moment, 1/rate after the one before, and waits for it:
+    one timer per send, so the pace holds however busy the event loop is, and never a burst above
+    the rate. A rate-limit answer halves the rate for a while; it then doubles back, step by step,
+    to `per_second`. (A long code sends about 1 message/s, a short code 100/s.)"""
 
     def __init__(self, per_second: float, slow_down_seconds: float = SLOW_DOWN_SECONDS) -> None:
         if per_second <= 0:
@@ -49,29 +50,22 @@ class SendRate:
         self.full_rate = per_second
         self.rate = per_second
         self._slow_down_seconds = slow_down_seconds
-        self._limiter = _limiter(per_second)
+        self._next_free = float("-inf")
         self._recover_at: float | None = None
 
     async def acquire(self) -> None:
         now = asyncio.get_running_loop().time()
         if self._recover_at is not None and now >= self._recover_at:
-            self._set(min(self.full_rate, self.rate * 2))
+            self.rate = min(self.full_rate, self.rate * 2)
             self._recover_at = None if self.rate >= self.full_rate else now + self._slow_down_seconds
-        await self._limiter.acquire()
+        moment = max(now, self._next_free)
+        self._next_free = moment + 1 / self.rate
+        if moment > now:
+            await asyncio.sleep(moment - now)
 
     def slow_down(self) -> None:
-        self._set(max(self.full_rate / 64, self.rate / 2))
+        self.rate = max(self.full_rate / 64, self.rate / 2)
         self._recover_at = asyncio.get_running_loop().time() + self._slow_down_seconds
-
-    def _set(self, rate: float) -> None:
-        if rate != self.rate:
-            self.rate = rate
-            self._limiter = _limiter(rate)
-
-
-def _limiter(per_second: float) -> AsyncLimiter:
-    # A bucket of one message: never a burst above the sender's rate.
-    return AsyncLimiter(1, 1 / per_second)
 
 
 class TwilioSmsSender:

@@ -1,13 +1,12 @@
 """Sends every recorded message once it is due, retrying transient failures for as long as the
 message is useful.
 
-- Claims only what it can send soon: per channel, a few due rows per provider call it makes at once
-  (SMTP connections, SMS sends in flight; `shared/delivery/lanes.py`), so that the next messages are
-  checked while the current ones are with the provider. Each claim carries a token; only its holder
-  records the outcome, so a dispatcher whose lease ran out changes nothing.
-- Before the provider call (at most `lanes.MAX_AHEAD` provider calls earlier) it checks the row is still
-  wanted (still claimed by it, not cancelled; the recipient not opted out, staff messages aside) and
-  starts the lease from then. The lease must outlast `lanes.MAX_AHEAD + 1` provider calls.
+- Claims only what it can send now: per channel, as many due rows as will have a provider call
+  (SMTP connection, SMS send) within the next few calls (`shared/delivery/lanes.py`). The claim is
+  the check before the provider call: the row is still due (not cancelled), the recipient not opted
+  out (staff messages aside), and the lease runs from it. A message that waited for its call longer
+  than a quarter of the lease is checked again. Each claim carries a token; only its holder records
+  the outcome, so a dispatcher whose lease ran out changes nothing.
 - A row reclaimed after a lease ran out may already have gone out: an SMS is first looked up at
   the provider; an email keeps its Message-ID. Resends with an unknown outcome are counted.
 - An account-wide error (credentials refused) pauses the channel without charging the message an
@@ -52,7 +51,7 @@ from shared.delivery.metrics import (
 )
 from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.retry import RetryPolicy
-from shared.ledger.ledger import AttemptStart, DeliveryLedger
+from shared.ledger.ledger import AttemptStart, Claimed, DeliveryLedger
 from shared.ledger.model import Delivery, DeliveryStatus, is_staff_template
 from shared.ledger.suppressions import SuppressionList
 from shared.observability import DELIVERIES, DISPATCH_DELAY, LEDGER_BACKLOG, get_logger
@@ -76,6 +75,10 @@ class _ChannelPausedMeanwhile(Exception):
     """The channel was paused while this message waited for it: it goes back untried."""
 
 
+class _NoLongerWanted(Exception):
+    """Checked again after a long wait for its call, the message was not to be sent any more."""
+
+
 class Dispatcher:
     def __init__(
         self,
@@ -97,8 +100,8 @@ class Dispatcher:
         outcomes: DeliveryOutcomes | None = None,
     ) -> None:
         """`channel_limits`: provider calls in flight per channel (default `concurrency` each). The
-        lease must outlast `lanes.MAX_AHEAD + 1` provider calls (the channels time out after 10 s).
-        `outcomes`: what is recorded with each outcome (default: fallbacks, no events)."""
+        lease must outlast one provider call (the channels time out after 10 s). `outcomes`: what is
+        recorded with each outcome (default: fallbacks, no events)."""
         self.service = service
         self.ledger = ledger
         self.composer = composer
@@ -179,17 +182,20 @@ class Dispatcher:
     # --- claiming ---
 
     async def _claim_and_start(self) -> list[asyncio.Task[None]]:
-        now = self.clock.now()
+        loop = asyncio.get_running_loop()
         tasks = []
         for channel in CHANNELS:
-            free = min(self._free_slots(channel, now), self.batch_size)
-            if free <= 0 or self._is_quiet(channel):
+            now, lane = self.clock.now(), self._lanes[channel]
+            wanted = min(self._free_slots(channel, now), self.batch_size)
+            if wanted <= 0 or self._is_quiet(channel):
                 continue
-            claimed = await self.ledger.claim_due(now, free, self.lease, channel)
-            if len(claimed) < free:
+            started_at = loop.time()
+            claimed = await self.ledger.claim_to_send(now, wanted, self.lease, channel)
+            lane.claimed_now((claim.delivery.id for claim in claimed), loop.time() - started_at)
+            if len(claimed) < wanted:
                 await self._quiet_until_next_due(channel, now)
-            for delivery in claimed:
-                tasks.append(self._start(delivery))
+            for claim in claimed:
+                tasks.append(self._start(claim, now))
         return tasks
 
     async def _quiet_until_next_due(self, channel: str, now: datetime) -> None:
@@ -209,22 +215,21 @@ class Dispatcher:
         pause = self._pauses.get(channel)
         if pause is not None:
             # Paused: nothing before the pause ends, then one message at a time probes the channel.
-            return 0 if now < pause.until else 1 - len(lane.claimed)
-        return lane.claimable()
+            return 0 if now < pause.until else 1 - lane.claimed()
+        return lane.to_claim()
 
     def _may_claim_now(self) -> bool:
         now = self.clock.now()
         return any(self._free_slots(channel, now) > 0 and not self._is_quiet(channel) for channel in CHANNELS)
 
-    def _start(self, delivery: Delivery) -> asyncio.Task[None]:
-        claimed = self._lanes[delivery.channel].claimed
-        claimed.add(delivery.id)
-        task = asyncio.create_task(self._deliver_logged(delivery))
+    def _start(self, claim: Claimed, claimed_at: datetime) -> asyncio.Task[None]:
+        lane = self._lanes[claim.delivery.channel]
+        task = asyncio.create_task(self._deliver_logged(claim, claimed_at))
         self._tasks.add(task)
 
         def finished(done: asyncio.Task[None]) -> None:
             self._tasks.discard(done)
-            claimed.discard(delivery.id)  # ended before its provider call (skipped, no longer wanted)
+            lane.gone(claim.delivery.id)
             self._wakeup.set()
 
         task.add_done_callback(finished)
@@ -245,31 +250,35 @@ class Dispatcher:
 
     # --- one message ---
 
-    async def _deliver_logged(self, delivery: Delivery) -> None:
+    async def _deliver_logged(self, claim: Claimed, claimed_at: datetime) -> None:
         try:
-            await self._deliver(delivery)
+            await self._deliver(claim, claimed_at)
         except Exception as error:
             # The row stays claimed: it is taken up again when its lease ends.
-            log.exception("delivery_not_recorded", delivery_id=delivery.id, error_type=type(error).__name__)
+            log.exception("delivery_not_recorded", delivery_id=claim.delivery.id, error_type=type(error).__name__)
 
-    async def _deliver(self, delivery: Delivery) -> None:
-        now = self.clock.now()
-        if now >= self.retry.useful_until(delivery):
+    async def _deliver(self, claim: Claimed, claimed_at: datetime) -> None:
+        delivery, lane = claim.delivery, self._lanes[claim.delivery.channel]
+        staff = is_staff_template(delivery.template)
+        if self.clock.now() >= self.retry.useful_until(delivery):
             await self._skip(delivery, "expired")
             return
-        lane = self._lanes[delivery.channel]
-        async with lane.line():
-            if not await self._check(delivery, lane):
-                return
-            try:
-                message = self._compose(delivery)
-            except Exception as error:  # a template or programming error must not block the queue
-                await self._crashed(delivery, error)
-                return
-            await lane.wait_for_call()
-        staff = is_staff_template(delivery.template)
+        if claim.opted_out:
+            await self._skip(delivery, "opted_out")
+            return
+        if delivery.channel == "sms" and not staff and is_landline(delivery.recipient):
+            await self._skip(delivery, LANDLINE)
+            return
         try:
-            provider_id = await self._call(delivery, lane, message)
+            message = self._compose(delivery)
+        except Exception as error:  # a template or programming error must not block the queue
+            await self._crashed(delivery, error)
+            return
+        await lane.wait_for_call(delivery.id)
+        try:
+            provider_id = await self._call(delivery, lane, message, claimed_at)
+        except _NoLongerWanted:
+            return
         except _ChannelPausedMeanwhile:
             pause = self._pauses.get(delivery.channel)
             if pause is not None:
@@ -288,28 +297,24 @@ class Dispatcher:
         else:
             await self._record_sent(delivery, provider_id)
 
-    async def _check(self, delivery: Delivery, lane: Lane) -> bool:
-        """Whether the message is still to be sent now (the lease runs from here); if not, why is recorded."""
-        started_at = asyncio.get_running_loop().time()
+    async def _still_wanted(self, delivery: Delivery) -> bool:
+        """Checked again: whether the message is still to be sent (the lease runs from now); if not, the
+        reason is recorded."""
         started = await self.ledger.begin_attempt(delivery, self.clock.now(), self.lease)
-        lane.checked(asyncio.get_running_loop().time() - started_at)
         if started is AttemptStart.OPTED_OUT:
             await self._skip(delivery, "opted_out")
-            return False
-        if started is not AttemptStart.STARTED:
+        elif started is not AttemptStart.STARTED:
             log.info("message_no_longer_wanted", delivery_id=delivery.id, step=delivery.step)
-            return False
-        if delivery.channel == "sms" and not is_staff_template(delivery.template) and is_landline(delivery.recipient):
-            await self._skip(delivery, LANDLINE)
-            return False
-        return True
+        return started is AttemptStart.STARTED
 
     def _compose(self, delivery: Delivery) -> EmailMessage | SmsMessage:
         if delivery.channel == "email":
             return self.composer.email(delivery, self.clock.now())
         return self.composer.sms(delivery)
 
-    async def _call(self, delivery: Delivery, lane: Lane, message: EmailMessage | SmsMessage) -> str:
+    async def _call(
+        self, delivery: Delivery, lane: Lane, message: EmailMessage | SmsMessage, claimed_at: datetime
+    ) -> str:
         """The provider call, on the call `lane.wait_for_call` gave this message."""
         loop = asyncio.get_running_loop()
         started_at: float | None = None
@@ -317,6 +322,8 @@ class Dispatcher:
             pause = self._pauses.get(delivery.channel)
             if pause is not None and self.clock.now() < pause.until:
                 raise _ChannelPausedMeanwhile()
+            if self.clock.now() - claimed_at >= self.lease / 4 and not await self._still_wanted(delivery):
+                raise _NoLongerWanted()
             started_at = loop.time()
             if isinstance(message, EmailMessage):
                 return await self._send_email(delivery, message)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import uuid
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
@@ -29,7 +29,7 @@ from shared.ledger.model import (
     is_staff_template,
 )
 from shared.ledger.provider_status import KNOWN_PROVIDER_STATUSES, statuses_it_moves
-from shared.ledger.suppressions import normalise, opted_out
+from shared.ledger.suppressions import normalise, opted_out, opted_out_among
 from shared.ledger.tables import deliveries
 
 _NOT_SENT_YET = deliveries.c.status.in_([DeliveryStatus.PENDING.value, DeliveryStatus.SENDING.value])
@@ -105,6 +105,12 @@ def _claim_statements(of_one_channel: bool, skip_locked: bool) -> tuple[Select[A
         .returning(*deliveries.c)
     )
     return find, take
+
+
+@dataclass(frozen=True)
+class Claimed:
+    delivery: Delivery
+    opted_out: bool  # a patient's message to an address opted out of its channel: not to be sent
 
 
 class AttemptStart(Enum):
@@ -247,28 +253,52 @@ class DeliveryLedger:
         """
         if limit <= 0:
             return []
-        find, take = _claim_statements(channel is not None, is_postgres(self.engine))
-        parameters = {"claim_now": now, "claim_channel": channel, "claim_limit": limit}
 
         async def claim(connection: AsyncConnection) -> list[Delivery]:
-            found = {row.id: row for row in await connection.execute(find, parameters)}
-            if not found:
-                return []
-            result = await connection.execute(take, {
-                **parameters, "claim_ids": list(found), "new_lease_until": now + lease,
-                "new_claim_token": str(uuid.uuid4()), "new_attempt_started_at": now, "new_updated_at": now,
-            })
-            claimed = []
-            for row in result:
-                before = found[row.id]
-                unknown_since = None
-                if before.status == DeliveryStatus.SENDING.value:
-                    unknown_since = before.attempt_started_at or now - lease
-                claimed.append(replace(_row_to_delivery(row), unknown_outcome_since=unknown_since))
-            return sorted(claimed, key=lambda d: d.due_at)
+            return await self._claim(connection, now, limit, lease, channel)
 
         claimed: list[Delivery] = await self._writes.run(claim)
         return claimed
+
+    async def claim_to_send(self, now: datetime, limit: int, lease: timedelta, channel: str) -> list[Claimed]:
+        """`claim_due`, for messages whose provider call comes next: the claim is then the check before
+        the call (a message still due is not cancelled; the lease runs from now), and says of each,
+        in the same transaction, whether its address opted out of the channel (staff messages aside)."""
+        if limit <= 0:
+            return []
+
+        async def claim(connection: AsyncConnection) -> list[Claimed]:
+            claimed = await self._claim(connection, now, limit, lease, channel)
+            patients = {d.id: normalise(channel, d.recipient) for d in claimed if not is_staff_template(d.template)}
+            opted: set[str] = set()
+            if patients:
+                addresses = {"addresses": sorted(set(patients.values()))}
+                opted = set(await connection.scalars(opted_out_among(channel), addresses))
+            return [Claimed(d, patients.get(d.id) in opted) for d in claimed]
+
+        claimed: list[Claimed] = await self._writes.run(claim)
+        return claimed
+
+    async def _claim(
+        self, connection: AsyncConnection, now: datetime, limit: int, lease: timedelta, channel: str | None
+    ) -> list[Delivery]:
+        find, take = _claim_statements(channel is not None, is_postgres(self.engine))
+        parameters = {"claim_now": now, "claim_channel": channel, "claim_limit": limit}
+        found = {row.id: row for row in await connection.execute(find, parameters)}
+        if not found:
+            return []
+        result = await connection.execute(take, {
+            **parameters, "claim_ids": list(found), "new_lease_until": now + lease,
+            "new_claim_token": str(uuid.uuid4()), "new_attempt_started_at": now, "new_updated_at": now,
+        })
+        claimed = []
+        for row in result:
+            before = found[row.id]
+            unknown_since = None
+            if before.status == DeliveryStatus.SENDING.value:
+                unknown_since = before.attempt_started_at or now - lease
+            claimed.append(replace(_row_to_delivery(row), unknown_outcome_since=unknown_since))
+        return sorted(claimed, key=lambda d: d.due_at)
 
     async def begin_attempt(self, delivery: Delivery, now: datetime, lease: timedelta) -> AttemptStart:
         """Right before the provider call: is the message still ours to send (claimed by us, not

@@ -1,11 +1,12 @@
 """Addresses that must not be messaged on a channel: opted out by STOP or an unsubscribe link."""
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Exists, delete, exists, select
+from sqlalchemy import ColumnElement, Exists, Select, bindparam, delete, exists, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates
@@ -47,6 +48,13 @@ def opted_out(channel: str, address: ColumnElement[str]) -> Exists:
     of the caller's."""
     table, column = _TABLES[channel]
     return exists().where(table.c[column] == address)
+
+
+@functools.cache
+def opted_out_among(channel: str) -> Select[tuple[str]]:
+    """Which of the (normalised) `addresses` given as a parameter opted out of `channel`."""
+    table, column = _TABLES[channel]
+    return select(table.c[column]).where(table.c[column].in_(bindparam("addresses", expanding=True)))
 
 
 @asynccontextmanager

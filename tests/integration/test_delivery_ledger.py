@@ -271,3 +271,16 @@ async def test_among_messages_checked_together_only_the_opted_out_one_is_held_ba
         "a": AttemptStart.STARTED, "b": AttemptStart.OPTED_OUT, "c": AttemptStart.STARTED}
     # The two started leases run from the check; the held-back one still has its claim's.
     assert await ledger.next_due_at() == NOW + LEASE
+
+
+async def test_a_claim_to_send_says_which_patients_opted_out_of_the_channel(ledger: DeliveryLedger) -> None:
+    await SuppressionList(ledger.engine).suppress("email", "alex@example.com", "unsubscribe_link", NOW)
+    staff = DeliveryIntent("apt-1", "staff_alert:c1", "email", 1, "staff_alert", "Alex@Example.com ", "en-CA", NOW)
+    other = replace(intent(step="reminder_24h"), recipient="sam@example.com")
+    await record(ledger, intent(), replace(intent(step="reminder_2h"), recipient=" ALEX@example.com"), staff, other,
+                 intent(channel="sms"))
+    claimed = await ledger.claim_to_send(NOW, limit=10, lease=LEASE, channel="email")
+    assert {c.delivery.step: c.opted_out for c in claimed} == {
+        "confirmation": True, "reminder_2h": True, "staff_alert:c1": False, "reminder_24h": False}
+    # Claimed all the same: the dispatcher records why it does not send them.
+    assert await ledger.counts_by_status() == {"sending": 4, "pending": 1}

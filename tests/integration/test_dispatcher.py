@@ -363,3 +363,29 @@ async def test_emails_waiting_for_a_channel_that_gets_paused_go_back_untried(set
         clock.advance(timedelta(minutes=10))
         await dispatcher.dispatch_due()
     assert sorted(m.recipients[0] for m in sink.messages if m.recipients[0] in addresses) == sorted(addresses)
+
+
+async def test_an_email_cancelled_while_it_waited_behind_a_slow_one_is_not_sent(tmp_path: Path, twilio) -> None:
+    with SmtpSink(delay=1.0) as slow:  # one connection to a server taking a second over each message
+        settings = notifier_settings(tmp_path, slow, twilio)
+        settings.delivery.smtp.pool_size = 1
+        clock = FixedClock(NOW)
+        notifier = bootstrap.build(settings, clock=clock)
+        await create_tables(notifier.engine, NOTIFIER_SCHEMA)
+        dispatcher = notifier.dispatcher
+        try:
+            intents = [DeliveryIntent(f"apt-{name}", "reminder_24h", "email", 1, "reminder", f"{name}@example.com",
+                                      "en-CA", NOW - timedelta(minutes=n), sample_context(template="reminder"))
+                       for n, name in ((2, "first"), (1, "second"))]
+            async with dispatcher.ledger.engine.begin() as connection:
+                await dispatcher.ledger.record(connection, intents, NOW)
+            sending = asyncio.create_task(dispatcher.dispatch_due())
+            await asyncio.sleep(0.3)  # the first is with the server, the second waits for the connection
+            async with dispatcher.ledger.engine.begin() as connection:
+                await dispatcher.ledger.cancel_pending(connection, "apt-second", "appointment_cancelled", NOW)
+            clock.advance(timedelta(seconds=20))  # it has waited long enough to be checked again
+            await sending
+            assert [mail.recipients for mail in slow.messages] == [("first@example.com",)]
+            assert await statuses(dispatcher) == {"sent": 1, "cancelled": 1}
+        finally:
+            await bootstrap.close(notifier)

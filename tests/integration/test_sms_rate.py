@@ -11,7 +11,7 @@ import pytest
 from sandbox.serving import BackgroundServer
 from sandbox.twilio_sandbox import create_app
 from shared.channels.messages import ChannelUnavailableError, SmsMessage, TransientDeliveryError
-from shared.channels.sms import TwilioSmsSender
+from shared.channels.sms import SendRate, TwilioSmsSender
 
 ACCOUNT_SID = "AC" + "0" * 31 + "1"
 AUTH_TOKEN = "sandbox-auth-token"
@@ -34,6 +34,26 @@ async def test_texts_go_no_faster_than_the_senders_rate(sandbox: httpx.Client) -
     finally:
         await sms.close()
     assert elapsed >= 0.9  # six texts at five a second
+
+
+async def test_a_short_codes_rate_is_kept_up_while_the_event_loop_is_busy_with_other_work() -> None:
+    rate = SendRate(1000)
+    busy = True
+
+    async def other_work() -> None:  # composing, recording: 3 ms at a time
+        while busy:
+            time.sleep(0.003)
+            await asyncio.sleep(0)
+
+    working = asyncio.create_task(other_work())
+    try:
+        started = time.monotonic()
+        await asyncio.gather(*(rate.acquire() for _ in range(100)))
+        elapsed = time.monotonic() - started
+    finally:
+        busy = False
+        await working
+    assert 0.099 <= elapsed < 0.5  # 100 texts at 1000 a second; not one per turn of the loop
 
 
 async def test_a_rate_limit_answer_halves_the_rate(sandbox: httpx.Client) -> None:
