@@ -22,7 +22,10 @@ from typing import Any, Generic, TypeVar
 from sqlalchemy import Update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from shared.observability import get_logger
+
 T = TypeVar("T")
+log = get_logger(__name__)
 Work = Callable[[AsyncConnection], Awaitable[T]]
 
 
@@ -83,6 +86,8 @@ class GroupCommit(Generic[T]):
                         for unit in batch:
                             await self._alone(unit)
                         continue
+                    if not self._waiting:  # back in the pool before anyone learns that all is written
+                        await self._release()
                     for unit, result in zip(batch, results, strict=True):
                         if not unit.future.done():
                             unit.future.set_result(result)
@@ -100,6 +105,8 @@ class GroupCommit(Generic[T]):
             if not unit.future.done():
                 unit.future.set_exception(error)
         else:
+            if not self._waiting:
+                await self._release()
             if not unit.future.done():
                 unit.future.set_result(result)
 
@@ -139,5 +146,10 @@ class GroupCommit(Generic[T]):
 
     async def _release(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
+        if connection is None:
+            return
+        try:
             await asyncio.shield(connection.close())
+        except Exception as error:
+            # The transaction's outcome is known already; the pool replaces a connection it cannot close.
+            log.warning("ledger_connection_not_closed", error_type=type(error).__name__)
