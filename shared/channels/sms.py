@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import asyncio
+import math
+from collections import deque
 from datetime import datetime
 from typing import Any
 
@@ -40,9 +42,10 @@ _NETWORK_FAILURES = (aiohttp.ClientError, OSError, TimeoutError)
 class SendRate:
     """The pace of one sender: `per_second` messages a second at most, shared by every send of this
     process. Each send is given the next free moment, 1/rate after the one before, and waits for it:
-    one timer per send, so the pace holds however busy the event loop is, and never a burst above
-    the rate. A rate-limit answer halves the rate for a while; it then doubles back, step by step,
-    to `per_second`. (A long code sends about 1 message/s, a short code 100/s.)"""
+    one timer per send, so the pace holds however busy the event loop is. Sends woken late do not
+    make up for it in a burst: never more than the rate in any second. A rate-limit answer halves
+    the rate for a while; it then doubles back, step by step, to `per_second`. (A long code sends
+    about 1 message/s, a short code 100/s.)"""
 
     def __init__(self, per_second: float, slow_down_seconds: float = SLOW_DOWN_SECONDS) -> None:
         if per_second <= 0:
@@ -51,10 +54,12 @@ class SendRate:
         self.rate = per_second
         self._slow_down_seconds = slow_down_seconds
         self._next_free = float("-inf")
+        self._sent: deque[float] = deque(maxlen=max(1, math.floor(per_second)))
         self._recover_at: float | None = None
 
     async def acquire(self) -> None:
-        now = asyncio.get_running_loop().time()
+        loop = asyncio.get_running_loop()
+        now = loop.time()
         if self._recover_at is not None and now >= self._recover_at:
             self.rate = min(self.full_rate, self.rate * 2)
             self._recover_at = None if self.rate >= self.full_rate else now + self._slow_down_seconds
@@ -62,6 +67,13 @@ class SendRate:
         self._next_free = moment + 1 / self.rate
         if moment > now:
             await asyncio.sleep(moment - now)
+            now = loop.time()
+        # At most `count` sends in any `count / rate` seconds (one second, or more for a slow rate).
+        count = max(1, math.floor(self.rate))
+        while len(self._sent) >= count and (wait := self._sent[-count] + count / self.rate - now) > 0:
+            await asyncio.sleep(wait)
+            now = loop.time()
+        self._sent.append(now)
 
     def slow_down(self) -> None:
         self.rate = max(self.full_rate / 64, self.rate / 2)

@@ -56,6 +56,30 @@ async def test_a_short_codes_rate_is_kept_up_while_the_event_loop_is_busy_with_o
     assert 0.099 <= elapsed < 0.5  # 100 texts at 1000 a second; not one per turn of the loop
 
 
+async def test_texts_woken_late_do_not_make_up_for_it_in_a_burst() -> None:
+    rate, sent = SendRate(10), []
+    busy = True
+
+    async def other_work() -> None:  # now and then the loop is held up for a while
+        turns = 0
+        while busy:
+            turns += 1
+            time.sleep(0.03 if turns % 7 == 0 else 0.004)
+            await asyncio.sleep(0)
+
+    async def text() -> None:
+        await rate.acquire()
+        sent.append(time.monotonic())
+
+    working = asyncio.create_task(other_work())
+    try:
+        await asyncio.gather(*(text() for _ in range(25)))
+    finally:
+        busy = False
+        await working
+    assert max(sum(1 for later in sent if first <= later < first + 1.0) for first in sent) <= 10
+
+
 async def test_a_rate_limit_answer_halves_the_rate(sandbox: httpx.Client) -> None:
     sms = TwilioSmsSender(ACCOUNT_SID, AUTH_TOKEN, from_number=CLINIC_NUMBER, api_base_url=str(sandbox.base_url),
                           messages_per_second=10)
