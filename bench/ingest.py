@@ -14,8 +14,9 @@ are days apart). Two workloads, each on events of its own:
 
 Each service is built by its own `bootstrap.build` and run by its `bootstrap.run` as deployed (logging
 at INFO, as JSON, to a file), on a fresh SQLite database, its consumer group starting at the first
-record of the workload. It is timed from its broker start until its group has committed every record.
-Its dispatcher runs too, but the providers hold each send until the timing is over: the dispatcher holds
+record of the workload. It is timed from its broker start until its group has committed every record,
+and from its first commit (its group joined, a first batch applied) until then: the steady rate. Its
+dispatcher runs too, but the providers hold each send until the timing is over: the dispatcher holds
 its first few messages in flight and sends nothing, so the figure is ingestion, not sending. A raw
 aiokafka consumer reads the same records right before each service (no parsing, no database).
 Measures and prints; asserts nothing.
@@ -37,6 +38,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Coroutine, Iterator
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -155,9 +157,17 @@ def kafka_and_delivery(bootstrap_servers: str) -> dict[str, Any]:
     }
 
 
+@dataclass(frozen=True)
+class Drain:
+    seconds: float  # from the broker start until every record was committed
+    first_commit_s: float  # from the broker start until the group's first commit (joining, a first batch)
+    steady_per_s: float  # the records committed after the first commit, over the time they took
+
+
 async def drain(service: str, bootstrap_servers: str, database_url: str, ends: dict[TopicPartition, int],
-                starts: dict[TopicPartition, int]) -> float:
-    """Seconds from the service's broker start until its group has committed every record of the run."""
+                starts: dict[TopicPartition, int]) -> Drain:
+    """How long the service took, from its broker start, to commit every record of the run; and how fast
+    it went once its group had joined and committed a first batch."""
     group = f"bench-{service}-{uuid.uuid4().hex[:8]}"
     await start_group_at(bootstrap_servers, group, starts)
     email, sms = HeldProvider(), HeldProvider()
@@ -188,11 +198,17 @@ async def drain(service: str, bootstrap_servers: str, database_url: str, ends: d
                 running.result()
             await asyncio.sleep(0.01)
         began = time.perf_counter()
-        while await lag(admin, ends, group):
+        total = sum(end - starts[tp] for tp, end in ends.items())
+        first: tuple[float, int] | None = None
+        while left := await lag(admin, ends, group):
+            if first is None and left < total:
+                first = time.perf_counter(), left
             if running.done():
                 running.result()
             await asyncio.sleep(0.05)
-        return time.perf_counter() - began
+        finished = time.perf_counter()
+        first_at, left_then = first or (began, total)
+        return Drain(finished - began, first_at - began, left_then / max(finished - first_at, 1e-9))
     finally:
         await admin.close()
         email.released.set()
@@ -224,12 +240,14 @@ async def measure(bootstrap_servers: str, events: int, workdir: Path, services: 
         for service in services:
             load = machine.load_average()
             raw_s = await raw_read(bootstrap_servers, starts, total)
-            service_s = await drain(service, bootstrap_servers,
-                                    f"sqlite+aiosqlite:///{workdir}/{service}-{workload}.db", ends, starts)
+            drained = await drain(service, bootstrap_servers,
+                                  f"sqlite+aiosqlite:///{workdir}/{service}-{workload}.db", ends, starts)
             rows.append({
                 "service": service, "workload": workload, "events": total, "appointments": len(day) // 3,
                 "produced_s": produced_s, "load_average": load, "raw_s": raw_s, "raw_per_s": total / raw_s,
-                "service_s": service_s, "service_per_s": total / service_s, "share_of_raw": raw_s / service_s,
+                "service_s": drained.seconds, "service_per_s": total / drained.seconds,
+                "share_of_raw": raw_s / drained.seconds, "first_commit_s": drained.first_commit_s,
+                "steady_per_s": drained.steady_per_s, "steady_share_of_raw": drained.steady_per_s * raw_s / total,
             })
     return {"database": "sqlite", "partitions": len(partitions), "rows": rows}
 
@@ -275,7 +293,9 @@ def print_rows(result: dict[str, Any]) -> None:
               f"load average {row['load_average']}:")
         print(f"  raw aiokafka consumer: {row['raw_per_s']:10,.0f} events/s ({row['raw_s']:.2f} s)")
         print(f"  {row['service'] + ' consumer:':22}{row['service_per_s']:10,.0f} events/s ({row['service_s']:.2f} s), "
-              f"{100 * row['share_of_raw']:.1f}% of the raw rate")
+              f"{100 * row['share_of_raw']:.1f}% of the raw rate; after its first commit "
+              f"({row['first_commit_s']:.2f} s): {row['steady_per_s']:,.0f} events/s, "
+              f"{100 * row['steady_share_of_raw']:.1f}% of the raw rate")
 
 
 async def main() -> None:
