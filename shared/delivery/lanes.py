@@ -3,9 +3,10 @@
 - At most `calls` provider calls at once (SMTP connections, SMS sends in flight).
 - A message is claimed right before its call: the claim is the check that it is still to be sent
   (`DeliveryLedger.claim_to_send`), and its lease runs from it. Claims are made while the calls in
-  front of them are under way, just early enough for a claim to be over when a call is free: as many
-  messages per call as one claim takes provider calls (measured; at least one, at most `MAX_AHEAD`).
-  A message is thus claimed at most `MAX_AHEAD` provider calls before its own.
+  front of them are under way, just early enough for a claim to be over when a call is free. One
+  claim is made at a time, so each claims what the calls will take during two claims: as many
+  messages per call as two claims take provider calls (measured; at least one, at most `MAX_AHEAD`),
+  half of that at a time. A message is thus claimed at most `MAX_AHEAD` provider calls before its own.
 """
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ import asyncio
 import math
 from collections.abc import Iterable
 
-MAX_AHEAD = 3
+MAX_AHEAD = 6
 _SMOOTHING = 0.2  # weight of the latest measure in the running means
 
 
@@ -36,12 +37,13 @@ class Lane:
         """Messages claimed ahead per provider call."""
         if self._call_seconds <= 0:
             return 2  # nothing measured yet: one waiting behind each call
-        return max(1, min(MAX_AHEAD, math.ceil(self._claim_seconds / self._call_seconds)))
+        return max(1, min(MAX_AHEAD, math.ceil(2 * self._claim_seconds / self._call_seconds)))
 
     def to_claim(self) -> int:
-        """How many to claim now: in groups of half the calls (fewer claims), sooner when none is waiting."""
-        room = self.calls * self.ahead() - len(self.waiting)
-        return room if room >= max(1, self.calls // 2) or not self.waiting else 0
+        """How many to claim now: half of what may wait at a time, or anything when none is waiting."""
+        wanted = self.calls * self.ahead()
+        room = wanted - len(self.waiting)
+        return room if room >= max(1, wanted // 2) or not self.waiting else 0
 
     def claimed_now(self, delivery_ids: Iterable[str], seconds: float) -> None:
         """`seconds`: how long the claim took."""
