@@ -99,9 +99,10 @@ class Dispatcher:
         max_round_backoff: timedelta = timedelta(seconds=30),
         outcomes: DeliveryOutcomes | None = None,
     ) -> None:
-        """`channel_limits`: provider calls in flight per channel (default `concurrency` each). The
-        lease must outlast one provider call (the channels time out after 10 s). `outcomes`: what is
-        recorded with each outcome (default: fallbacks, no events)."""
+        """`channel_limits`: provider calls in flight per channel (default `concurrency` each). A
+        provider call must take less than three quarters of the lease (the channels time out after
+        10 s): a message that waited more than a quarter of it for its call is checked again first.
+        `outcomes`: what is recorded with each outcome (default: fallbacks, no events)."""
         self.service = service
         self.ledger = ledger
         self.composer = composer
