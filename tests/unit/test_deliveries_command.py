@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+from sqlalchemy import MetaData
 from typer.testing import CliRunner
 
 from cli import app
@@ -20,9 +21,9 @@ CONFIG = Path(__file__).resolve().parents[2] / "deploy" / "clinic.yaml"
 PHONE, EMAIL = "+14165550123", "alex.tremblay@example.com"
 
 
-async def ledger_with_history(url: str, schema: object, steps: list[tuple[str, str, str]]) -> None:
+async def ledger_with_history(url: str, schema: MetaData, steps: list[tuple[str, str, str]]) -> None:
     engine = create_engine(url)
-    await create_tables(engine, schema)  # type: ignore[arg-type]
+    await create_tables(engine, schema)
     ledger = DeliveryLedger(engine)
     intents = [DeliveryIntent("apt-7", step, channel, 1, template, PHONE if channel == "sms" else EMAIL, "en-CA", NOW,
                               {}, fallback_recipient=EMAIL if channel == "sms" else PHONE)

@@ -115,9 +115,9 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
     return AftercarePlan(tuple(check_ins), tuple(intents), plan.skipped)
 
 
-def _rounds(schedule_offsets: dict, planned: list[PlannedMessage]) -> list[list[PlannedMessage]]:  # type: ignore[type-arg]
+def _rounds(schedule_offsets: dict[str, timedelta], planned: list[PlannedMessage]) -> list[list[PlannedMessage]]:
     """Steps at the same offset from the visit are one check-in sent on several channels."""
-    by_offset: dict = {}  # type: ignore[type-arg]
+    by_offset: dict[timedelta, list[PlannedMessage]] = {}
     for message in planned:
         by_offset.setdefault(schedule_offsets[message.step], []).append(message)
     return [by_offset[offset] for offset in sorted(by_offset)]
