@@ -9,12 +9,14 @@
 """
 from __future__ import annotations
 
+import math
 import time
-from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from shared.http_edge import TokenBuckets, announced_too_large, read_at_most, replay
 
 
 @dataclass(frozen=True)
@@ -37,27 +39,6 @@ class PublicLimits:
     webhook_burst: int = 100
     page_per_minute: float = 30
     page_burst: int = 10
-
-
-@dataclass
-class TokenBuckets:
-    """A token bucket per key, refilled continuously; the least recently used keys are forgotten."""
-
-    per_minute: float
-    burst: int
-    clock: Callable[[], float] = time.monotonic
-    max_keys: int = 10_000
-    _buckets: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
-
-    def take(self, key: str) -> bool:
-        now = self.clock()
-        tokens, at = self._buckets.pop(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.per_minute / 60)
-        allowed = tokens >= 1
-        self._buckets[key] = (tokens - 1 if allowed else tokens, now)
-        while len(self._buckets) > self.max_keys:
-            self._buckets.popitem(last=False)
-        return allowed
 
 
 def rule_for(method: str, path: str, limits: PublicLimits) -> EdgeRule | None:
@@ -90,59 +71,27 @@ class PublicEdge:
             return
         client = scope.get("client")
         address = client[0] if client else "unknown"
-        if not self._bucket(rule).take(address):
-            await _refuse(send, 429, "too many requests", {"retry-after": str(max(1, round(60 / rule.per_minute)))})
+        wait = self._bucket(rule).take(address)
+        if wait > 0:
+            await _refuse(send, 429, "too many requests", {"retry-after": str(max(1, math.ceil(wait)))})
             return
         headers = {key.decode("latin-1").lower(): value.decode("latin-1") for key, value in scope["headers"]}
         content_type = headers.get("content-type", "").split(";")[0].strip().lower()
         if rule.reads_form and content_type.startswith("multipart/"):
             await _refuse(send, 415, "multipart bodies are not accepted")
             return
-        declared = headers.get("content-length")
-        if declared is not None and (not declared.isdigit() or int(declared) > rule.max_body_bytes):
-            await _refuse(send, 413, "request body too large")
-            return
-        body = await _read_at_most(receive, rule.max_body_bytes)
+        body = None if announced_too_large(headers, rule.max_body_bytes) else await read_at_most(
+            receive, rule.max_body_bytes)
         if body is None:
             await _refuse(send, 413, "request body too large")
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     def _bucket(self, rule: EdgeRule) -> TokenBuckets:
         if rule.kind not in self.buckets:
-            self.buckets[rule.kind] = TokenBuckets(rule.per_minute, rule.burst, self.clock)
+            self.buckets[rule.kind] = TokenBuckets(rule.per_minute / 60, rule.burst, self.clock)
         return self.buckets[rule.kind]
 
-
-async def _read_at_most(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it goes past `limit` bytes (the rest is not read)."""
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            break
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > limit:
-            return None
-        chunks.append(chunk)
-        if not message.get("more_body", False):
-            break
-    return b"".join(chunks)
-
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replay() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # after the body: the disconnect, when it comes
-
-    return replay
 
 
 async def _refuse(send: Send, status: int, text: str, headers: dict[str, str] | None = None) -> None:

@@ -12,15 +12,14 @@ from __future__ import annotations
 import hmac
 import json
 import math
-import time
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
 
 from services.booking_events.domain.idempotency import client_digest
 from services.booking_events.metrics import BookingMetrics
+from shared.http_edge import TokenBuckets, announced_too_large, read_at_most, replay
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -40,31 +39,6 @@ def known_client(api_keys: Sequence[SecretStr], presented: str | None) -> str | 
         if hmac.compare_digest(presented.encode(), known.get_secret_value().encode()):
             matched = known.get_secret_value()
     return client_digest(matched) if matched is not None else None
-
-
-@dataclass
-class TokenBuckets:
-    """One bucket per client: `burst` requests at once, refilled at `per_second`."""
-
-    per_second: float
-    burst: int
-    now: Callable[[], float] = time.monotonic
-    _buckets: dict[str, tuple[float, float]] = field(default_factory=dict)  # client: (tokens, at)
-
-    def take(self, client: str) -> float:
-        """0 when the request may go ahead, else the seconds until it would."""
-        now = self.now()
-        tokens, at = self._buckets.get(client, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - at) * self.per_second)
-        if tokens >= 1:
-            self._buckets[client] = (tokens - 1, now)
-            return 0.0
-        self._buckets[client] = (tokens, now)
-        return (1 - tokens) / self.per_second
-
-
-class _TooLarge(Exception):
-    pass
 
 
 class RequestGate:
@@ -108,32 +82,13 @@ class RequestGate:
         if media_type != "application/json":
             await self._refuse(send, has_body, 415, "unsupported_media_type", "send the body as application/json")
             return
-        try:
-            body = await self._read_body(headers, receive)
-        except _TooLarge:
+        body = None if announced_too_large(headers, self.max_body_bytes) else await read_at_most(
+            receive, self.max_body_bytes)
+        if body is None:
             await self._refuse(send, has_body, 413, "payload_too_large",
                                f"the body is larger than {self.max_body_bytes} bytes")
             return
-        await self.app(scope, _replay(body, receive), send)
-
-    async def _read_body(self, headers: dict[str, str], receive: Receive) -> bytes:
-        announced = headers.get("content-length", "")
-        if announced.isdigit() and int(announced) > self.max_body_bytes:
-            raise _TooLarge
-        chunks: list[bytes] = []
-        received = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                break
-            chunk = message.get("body", b"")
-            received += len(chunk)
-            if received > self.max_body_bytes:
-                raise _TooLarge
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        return b"".join(chunks)
+        await self.app(scope, replay(body, receive), send)
 
     async def _refuse(
         self,
@@ -157,15 +112,3 @@ class RequestGate:
 def _has_body(headers: dict[str, str]) -> bool:
     return "transfer-encoding" in headers or headers.get("content-length", "0") not in ("", "0")
 
-
-def _replay(body: bytes, receive: Receive) -> Receive:
-    sent = False
-
-    async def replayed() -> Message:
-        nonlocal sent
-        if not sent:
-            sent = True
-            return {"type": "http.request", "body": body, "more_body": False}
-        return await receive()  # after the body: wait for the disconnect, as the server would
-
-    return replayed
