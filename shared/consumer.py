@@ -17,6 +17,9 @@ Every record read ends applied or dead-lettered, never dropped:
   so the bad event is found; it is tried a few times, then dead-lettered, and the others are applied.
 - A dead letter that cannot be written is never skipped: nothing past it is committed, it is logged
   as an error and the record is read again after a pause.
+- No call to the broker made here (a dead letter, an offset commit, a position) may wait without end:
+  each is bounded by `kafka_call_timeout_seconds`, so a broker or client that stops answering shows
+  as a logged failure and a retry, never as a consumer that silently stops reading.
 """
 from __future__ import annotations
 
@@ -215,6 +218,7 @@ class EventConsumer:
         # flushes to disk, and the batch's reads and writes are a few statements whatever its size).
         max_records: int = 2000,
         max_event_bytes: int = MAX_EVENT_BYTES,
+        kafka_call_timeout_seconds: float = 30.0,
     ) -> None:
         self.service = service
         self.group_id = group_id
@@ -226,6 +230,7 @@ class EventConsumer:
         self.attempts_before_dead_letter = attempts_before_dead_letter
         self.max_records = max_records
         self.max_event_bytes = max_event_bytes
+        self.kafka_call_timeout_seconds = kafka_call_timeout_seconds
         self._kafka: AIOKafkaConsumer | None = None
 
     def subscribe(self, broker: KafkaBroker, topic: str) -> None:
@@ -340,8 +345,9 @@ class EventConsumer:
             "dlq-failed-at": datetime.now(UTC).isoformat(),
         }
         try:
-            await self.dead_letters.send(self.dead_letter_topic, record,
-                                         [(name, value.encode()) for name, value in headers.items()])
+            async with asyncio.timeout(self.kafka_call_timeout_seconds):
+                await self.dead_letters.send(self.dead_letter_topic, record,
+                                             [(name, value.encode()) for name, value in headers.items()])
         except Exception as error:
             log.error("dead_letter_not_written_will_retry", reason=rejected.reason, topic=self.dead_letter_topic,
                       partition=record.partition, offset=record.offset, error=type(error).__name__)
@@ -371,7 +377,8 @@ class EventConsumer:
 
     async def _commit_offsets(self, kafka: AIOKafkaConsumer, offsets: dict[TopicPartition, int]) -> None:
         try:
-            await kafka.commit(offsets)
+            async with asyncio.timeout(self.kafka_call_timeout_seconds):
+                await kafka.commit(offsets)
         except Exception as error:  # the records are read again, by us or after a rebalance: applying is idempotent
             log.warning("offset_commit_failed", error=type(error).__name__)
 
@@ -381,7 +388,8 @@ class EventConsumer:
             with contextlib.suppress(Exception):  # revoked meanwhile: the next owner reports it
                 highwater = kafka.highwater(tp)
                 if highwater is not None:
-                    position = await kafka.position(tp)
+                    async with asyncio.timeout(self.kafka_call_timeout_seconds):
+                        position = await kafka.position(tp)
                     CONSUMER_LAG.labels(self.service, self.group_id, tp.topic, str(tp.partition)).set(
                         max(highwater - position, 0))
 
