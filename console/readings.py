@@ -1,6 +1,7 @@
 """What the console's pages read: Kafka offsets, the services' databases. Nothing here writes."""
 from __future__ import annotations
 
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ from cli.kafka_reading import admin_client, standalone_consumer
 from services.aftercare import tables as aftercare_tables
 from services.aftercare.views import EscalationRow, recent_escalations
 from services.booking_events import tables as booking_tables
+from services.notifier import tables as notifier_tables
 from shared.database import create_engine
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import Delivery
@@ -25,8 +27,10 @@ from shared.outbox.store import Outbox, OutboxBacklog
 
 T = TypeVar("T")
 SERVICES = ("booking_events", "notifier", "aftercare")
-OUTBOXES: dict[str, Table] = {"booking_events": booking_tables.outbox, "aftercare": aftercare_tables.outbox}
+OUTBOXES: dict[str, Table] = {"booking_events": booking_tables.outbox, "notifier": notifier_tables.outbox,
+                              "aftercare": aftercare_tables.outbox}
 LEDGERS = ("notifier", "aftercare")
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+")
 
 
 @dataclass(frozen=True)
@@ -136,6 +140,8 @@ def normalised_address(address: str) -> tuple[str, str]:
     """(channel, address as the suppression lists store it); ValueError when it is neither."""
     text = address.strip()
     if "@" in text:
+        if not _EMAIL.fullmatch(text):
+            raise ValueError("neither an email address nor a phone number")
         return "email", text.lower()
     try:
         number = phonenumbers.parse(text, "CA")

@@ -37,6 +37,7 @@ CHROMEDRIVER = "/usr/bin/chromedriver"
 class Console:
     url: str
     token: str
+    booking_database_url: str
     notifier_database_url: str
     aftercare_database_url: str
 
@@ -85,7 +86,7 @@ def console(kafka: KafkaServer, tmp_path_factory: pytest.TempPathFactory) -> Ite
             if time.monotonic() > deadline:
                 raise RuntimeError(f"the console did not answer within 60 s:\n{log_path.read_text()}")
             time.sleep(0.2)
-        yield Console(url, token, urls["notifier"], urls["aftercare"])
+        yield Console(url, token, urls["booking"], urls["notifier"], urls["aftercare"])
     finally:
         process.terminate()
         try:
