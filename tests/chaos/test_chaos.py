@@ -218,6 +218,9 @@ def test_smtp_down_twilio_storms_and_refused_credentials_then_everything_deliver
 CHANGE_TOLERANCE_S = 2.0  # the notifier's own transaction applying the change (a batch of events)
 
 
+RACING_WAVE = 20  # appointments of each group booked at a time
+
+
 def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_are_applied(
     kafka: KafkaServer, chaos_system: StartSystem, scale: Scale, record_figures: Record,
 ) -> None:
@@ -226,18 +229,16 @@ def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_
     system = chaos_system(kafka.bootstrap_servers)
     n = scale.racing
     soon = lambda: datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=110)  # noqa: E731
-    answers = book_many(system, 0, 4 * n, starts_at=soon, appointment_type="physiotherapy")
-    ids = list(answers)
-    control, cancelled, moved, stopped = ids[:n], ids[n:2 * n], ids[2 * n:3 * n], ids[3 * n:]
-    index = {appointment_id: i for i, appointment_id in enumerate(ids)}
     changed_at: dict[str, Answer] = {}
     stop_sent_at: dict[str, float] = {}
+    group_of: dict[str, str] = {}
+    index: dict[str, int] = {}
 
-    def act(appointment_id: str) -> None:
-        time.sleep(max(0.0, answers[appointment_id].answered_at + random.uniform(4, 16) - time.time()))
-        if appointment_id in cancelled:
+    def act(appointment_id: str, at: float) -> None:
+        time.sleep(max(0.0, at - time.time()))
+        if group_of[appointment_id] == "cancelled":
             changed_at[appointment_id] = change(system, appointment_id, "cancel", {"cancelled_by": "patient"})
-        elif appointment_id in moved:
+        elif group_of[appointment_id] == "moved":
             changed_at[appointment_id] = change(system, appointment_id, "reschedule",
                                                 {"starts_at": in_days(2).isoformat()})
         else:
@@ -247,8 +248,27 @@ def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_
             with contextlib.suppress(httpx.TimeoutException):
                 system.twilio.text_in(contact(system.run, index[appointment_id]).phone, "STOP")
 
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(act, cancelled + moved + stopped))
+    # Booked in waves, each wave's changes made while the next one books: every change comes 4-16 s
+    # after its own booking, racing that booking's reminder, however long the bookings take in all.
+    answers: dict[str, Answer] = {}
+    with ThreadPoolExecutor(8) as acting:
+        acts = []
+        for first in range(0, n, RACING_WAVE):
+            size = min(RACING_WAVE, n - first)
+            timed = []
+            for offset, group in enumerate(("control", "cancelled", "moved", "stopped")):
+                wave = book_many(system, offset * n + first, size, starts_at=soon, appointment_type="physiotherapy")
+                for k, (appointment_id, answer) in enumerate(wave.items()):  # in the order booked
+                    group_of[appointment_id] = group
+                    index[appointment_id] = offset * n + first + k
+                    if group != "control":
+                        timed.append((answer.answered_at + random.uniform(4, 16), appointment_id))
+                answers |= wave
+            acts += [acting.submit(act, appointment_id, at) for at, appointment_id in sorted(timed)]
+        for done in acts:
+            done.result()
+    ids = sorted(answers, key=index.__getitem__)
+    control, cancelled, moved = ({i for i in ids if group_of[i] == g} for g in ("control", "cancelled", "moved"))
     fault_end = time.time()
 
     expectations, allowed = Expectations(), set()
