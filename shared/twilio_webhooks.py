@@ -4,6 +4,7 @@ the sorted parameters: twilio's RequestValidator). Also the status-callback rout
 service serves."""
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
 from urllib.parse import parse_qsl
 
@@ -16,7 +17,12 @@ from shared.observability import get_logger
 
 STATUS_CALLBACK_PATH = "/twilio/status"
 MAX_CALLBACK_BODY_BYTES = 16 * 1024
-# A report of a message whose send is not recorded yet: Twilio (and the sandbox) retry after a 5xx.
+# A report can overtake the record of its send: Twilio posts "queued" or "sent" as soon as it has the
+# message, while the dispatcher is still writing the sid it was just given. Twilio retries a 5xx only
+# when told to (connection overrides), so the report is held open for a while, the ledger asked again,
+# and only then refused with 503 (which the sandbox, and Twilio with `#rp=5xx`, retry).
+UNKNOWN_MESSAGE_WAIT_SECONDS = 5.0
+UNKNOWN_MESSAGE_POLL_SECONDS = 0.2
 RETRY_AFTER_SECONDS = "1"
 log = get_logger(__name__)
 
@@ -53,12 +59,12 @@ async def body_at_most(request: Request, limit: int) -> bytes | None:
 
 def add_status_callback_route(
     app: FastAPI, reports: ProviderStatusReports, security: WebhookSecurity,
-    max_body_bytes: int = MAX_CALLBACK_BODY_BYTES,
+    max_body_bytes: int = MAX_CALLBACK_BODY_BYTES, unknown_wait_seconds: float = UNKNOWN_MESSAGE_WAIT_SECONDS,
 ) -> None:
     """POST /twilio/status: a message's status, applied to the ledger once its signature is checked.
 
     413 past `max_body_bytes`, 403 on a bad signature (nothing recorded), 400 without MessageSid or
-    MessageStatus, 503 for a message not in the ledger yet (Twilio retries), else 204."""
+    MessageStatus, 503 for a message still not in the ledger after `unknown_wait_seconds`, else 204."""
     validator = RequestValidator(security.auth_token)
 
     @app.post(STATUS_CALLBACK_PATH)
@@ -75,6 +81,10 @@ def add_status_callback_route(
         if not sid or not status:
             return PlainTextResponse("missing MessageSid or MessageStatus", status_code=400)
         outcome = await reports.apply(sid, status, form.get("ErrorCode"))
+        deadline = asyncio.get_running_loop().time() + unknown_wait_seconds
+        while outcome is ReportOutcome.UNKNOWN_MESSAGE and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(UNKNOWN_MESSAGE_POLL_SECONDS)  # the send's record may be a moment behind
+            outcome = await reports.apply(sid, status, form.get("ErrorCode"))
         if outcome is ReportOutcome.UNKNOWN_MESSAGE:
             log.info("status_callback_for_unknown_message", status=status)
             return PlainTextResponse("unknown message", status_code=503, headers={"Retry-After": RETRY_AFTER_SECONDS})

@@ -215,6 +215,20 @@ async def test_a_body_over_16_kb_is_refused_before_it_is_read_and_an_unknown_mes
     assert response.status_code == 503 and response.headers["Retry-After"]
 
 
+async def test_a_report_that_overtakes_the_record_of_its_send_is_applied_once_the_send_is_recorded(web) -> None:
+    """Twilio posts "sent" as soon as it has the message, which can be before the dispatcher has
+    written down the sid Twilio gave it: the report waits for that record instead of being lost."""
+    notifier, client = web
+    early = asyncio.create_task(post(client, callback("SM-early", "delivered")))
+    await asyncio.sleep(0.6)
+    assert not early.done()
+    await handed_to_twilio(notifier, "SM-early")
+    assert await early == 204
+    [row] = await notifier.rows()
+    assert row.provider_status == "delivered"
+    assert [(e["source"], e["status"]) for e in await notifier.events()] == [("provider", "delivered")]
+
+
 # --- order, repeats, opt-outs ---
 
 async def test_callbacks_out_of_order_and_repeated_keep_the_furthest_status_and_publish_each_step_once(web) -> None:
