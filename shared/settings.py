@@ -91,6 +91,11 @@ class TwilioSettings(BaseSettings):
         description="The sender's rate: 1 for a long code, 100 for a short code; 10 suits the local sandbox",
     )
     concurrency: int = Field(default=8, ge=1, description="SMS sends in flight per instance")
+    request_timeout_seconds: float = Field(
+        default=10.0, gt=0,
+        description="How long a request to Twilio may take; a text whose create call ran out of it may have "
+                    "gone out, and Twilio is asked before it is sent again",
+    )
 
     @model_validator(mode="after")
     def _no_sandbox_credentials_for_real_twilio(self) -> Self:

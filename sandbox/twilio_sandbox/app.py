@@ -155,9 +155,11 @@ def create_app(
 
     @app.post(f"{messages_path}.json")
     async def create_message(path_sid: str, request: Request) -> JSONResponse:
+        # The request is read before the latency, as Twilio has it once it is sent: a client that gives
+        # up while waiting for the answer leaves the message created (and sent) all the same.
+        form = await request.form()
         if (answer := await refused(request, path_sid)) is not None:
             return answer
-        form = await request.form()
         to = str(form.get("To", ""))
         from_ = str(form.get("From", "")) or None
         service_sid = str(form.get("MessagingServiceSid", "")) or None

@@ -44,6 +44,12 @@ class TransientDeliveryError(DeliveryError):
     """Worth retrying later with backoff (server down, rate limited, unreachable)."""
 
 
+class OutcomeUnknownError(TransientDeliveryError):
+    """The provider did not answer a request it may have acted on (a timeout, a connection lost once the
+    request was sent): whether the message went out is unknown. Before it is sent again, the provider is
+    asked whether it already has it."""
+
+
 class ChannelUnavailableError(TransientDeliveryError):
     """The whole channel cannot send (credentials refused, account suspended): not this message's
     fault; every message waits until the channel works again."""

@@ -15,6 +15,7 @@ from twilio.rest import Client
 from shared.channels.messages import (
     ChannelUnavailableError,
     DeliveryError,
+    OutcomeUnknownError,
     PermanentDeliveryError,
     SmsMessage,
     TransientDeliveryError,
@@ -119,8 +120,10 @@ class TwilioSmsSender:
             if exc.status == 429 or exc.code == RATE_LIMITED_TWILIO_CODE:
                 self.send_rate.slow_down()
             raise classify_twilio_error(exc.status, exc.code) from exc
-        except _NETWORK_FAILURES as exc:
+        except aiohttp.ClientConnectorError as exc:  # no connection, so no request: nothing went out
             raise TransientDeliveryError(f"Twilio unreachable: {type(exc).__name__}") from exc
+        except _NETWORK_FAILURES as exc:  # the request may have reached Twilio before the answer was lost
+            raise OutcomeUnknownError(f"Twilio did not answer: {type(exc).__name__}") from exc
         sid: str | None = created.sid  # twilio ships no type information
         if not sid:
             raise TransientDeliveryError("Twilio answered without a message sid")

@@ -32,6 +32,7 @@ from shared.channels.messages import (
     DeliveryError,
     EmailMessage,
     EmailSender,
+    OutcomeUnknownError,
     PermanentDeliveryError,
     SmsHistory,
     SmsMessage,
@@ -403,7 +404,11 @@ class Dispatcher:
             reason = f"gave up after {delivery.attempts} attempts, no longer useful: {error.reason}"
             await self._fail(delivery, PermanentDeliveryError(reason, error.code))
             return
-        if not await self.ledger.retry_later(delivery, due_at, error.reason, error.code, now):
+        if isinstance(error, OutcomeUnknownError):
+            recorded = await self.ledger.retry_after_unknown_outcome(delivery, due_at, error.reason, error.code, now)
+        else:
+            recorded = await self.ledger.retry_later(delivery, due_at, error.reason, error.code, now)
+        if not recorded:
             return
         DELIVERIES.labels(self.service, delivery.channel, delivery.template, "retry").inc()
         log.warning("message_retry_scheduled", delivery_id=delivery.id, channel=delivery.channel,

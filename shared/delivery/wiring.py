@@ -50,6 +50,7 @@ def build_channels(
         messaging_service_sid=twilio.messaging_service_sid,
         api_base_url=twilio.api_base_url,
         messages_per_second=twilio.messages_per_second,
+        timeout=twilio.request_timeout_seconds,
         status_callback=status_callback_url,
     )
     return email, sms

@@ -377,6 +377,16 @@ class DeliveryLedger:
             "reason": reason, "error_code": code,
         }, refund_attempt=not charge_attempt)
 
+    async def retry_after_unknown_outcome(
+        self, delivery: Delivery, due_at: datetime, reason: str, code: str | None, now: datetime
+    ) -> bool:
+        """The provider call got no answer and may have sent the message: the row stays SENDING, its
+        lease running out at `due_at`. It is then claimed as any message whose dispatcher stopped
+        mid-call is, with `unknown_outcome_since` set, so the provider is asked before it is sent again."""
+        return await self._update_claimed(delivery, _STILL_CLAIMED, None, {
+            "lease_until": due_at, "updated_at": now, "reason": reason, "error_code": code,
+        })
+
     async def _finish(
         self, delivery: Delivery, now: datetime, also: AlsoRecord | None, *, status: DeliveryStatus, **values: object
     ) -> bool:

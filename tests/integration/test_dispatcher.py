@@ -43,7 +43,7 @@ def twilio():
     sandbox.server.stop()
 
 
-def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSettings:
+def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio, twilio_timeout: float = 10.0) -> NotifierSettings:
     """The notifier's real channels, pointed at the SMTP sink and the Twilio sandbox."""
     return NotifierSettings(
         database_url=f"sqlite+aiosqlite:///{tmp_path}/dispatch.db",
@@ -54,7 +54,8 @@ def notifier_settings(tmp_path: Path, sink: SmtpSink, twilio) -> NotifierSetting
             smtp=SmtpSettings(host="127.0.0.1", port=sink.port,
                               sender="Harbourfront Sports Medicine <no-reply@harbourfront-clinic.example>"),
             twilio=TwilioSettings(account_sid=ACCOUNT_SID, auth_token=SecretStr(AUTH_TOKEN),
-                                  from_number=CLINIC_NUMBER, api_base_url=twilio.url),
+                                  from_number=CLINIC_NUMBER, api_base_url=twilio.url,
+                                  request_timeout_seconds=twilio_timeout),
         ),
     )
 
@@ -276,6 +277,39 @@ async def test_a_text_whose_dispatcher_died_before_sending_is_sent_once_and_coun
     await dispatcher.dispatch_due()
     assert len(twilio.messages("+14165550143")) == 1
     assert REGISTRY.get_sample_value("clinic_notify_unknown_outcome_resends_total", resends) == before + 1
+
+
+async def test_a_text_whose_create_call_got_no_answer_is_looked_for_before_it_is_sent_again(
+    tmp_path: Path, sink: SmtpSink, twilio
+) -> None:
+    """Twilio takes the text but its answer comes after the client gave up: the text went out, so the
+    retry finds it in Twilio's Messages list and records it instead of texting the patient twice."""
+    from prometheus_client import REGISTRY
+
+    clock = FixedClock(NOW)
+    notifier = bootstrap.build(notifier_settings(tmp_path, sink, twilio, twilio_timeout=0.5), clock=clock)
+    await create_tables(notifier.engine, NOTIFIER_SCHEMA)
+    dispatcher = notifier.dispatcher
+    resends = {"service": "notifier", "channel": "sms"}
+    before = REGISTRY.get_sample_value("clinic_notify_unknown_outcome_resends_total", resends) or 0
+    try:
+        await record_confirmation(dispatcher, "d16@example.com", "+14165550147")
+        twilio.set_latency(1.5)
+        try:
+            await dispatcher.dispatch_due()
+        finally:
+            twilio.set_latency(0)
+        [taken] = twilio.wait_for_messages("+14165550147", 1)  # Twilio had it all along
+        clock.advance(timedelta(minutes=5))
+        await dispatcher.dispatch_due()
+        assert [m["sid"] for m in twilio.messages("+14165550147")] == [taken["sid"]]
+        async with notifier.engine.connect() as connection:
+            rows = await dispatcher.ledger.for_appointment(connection, "apt-0147")
+        [sms_row] = [d for d in rows if d.channel == "sms"]
+        assert (sms_row.status.value, sms_row.provider_id) == ("sent", taken["sid"])
+        assert (REGISTRY.get_sample_value("clinic_notify_unknown_outcome_resends_total", resends) or 0) == before
+    finally:
+        await bootstrap.close(notifier)
 
 
 async def record_staff_alert(dispatcher: Dispatcher, email: str, phone: str) -> None:
