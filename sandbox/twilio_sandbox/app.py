@@ -231,8 +231,8 @@ def create_app(
         state.clear_faults()
 
     @app.get("/_sandbox/messages")
-    async def list_messages(to: str | None = None) -> list[dict[str, Any]]:
-        return state.messages(to)
+    async def list_messages(to: str | None = None, received: bool = False) -> list[dict[str, Any]]:
+        return state.messages(to, received)
 
     @app.delete("/_sandbox/messages", status_code=204)
     async def clear_messages() -> None:

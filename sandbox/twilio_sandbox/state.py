@@ -140,12 +140,12 @@ class SandboxState:
         """Every message the account has, sent and received, oldest first."""
         return list(self._messages.values())
 
-    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
-        """What the sandbox sent (not the texts it received), oldest first, for inspection."""
+    def messages(self, to: str | None = None, received: bool = False) -> list[dict[str, Any]]:
+        """What the sandbox sent (or, `received`, the texts it received), oldest first, for inspection."""
         return [
             m.inspection_view()
             for m in self._messages.values()
-            if m.resource["direction"] != "inbound" and (to is None or m.resource["to"] == to)
+            if (m.resource["direction"] == "inbound") == received and (to is None or m.resource["to"] == to)
         ]
 
     def clear_messages(self) -> None:

@@ -314,8 +314,8 @@ def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_
     after_applied = [late for late in lateness if late > CHANGE_TOLERANCE_S]
     # After the STOP reached Twilio (the sandbox's own clock, as for the texts): under load the request
     # carrying it can wait seconds after the test sent it, and a text sent meanwhile is not a violation.
-    stops_received = {m["from"]: float(m["sandbox_received_at"]) for m in system.twilio.messages()
-                      if m["direction"] == "inbound" and m["body"] == "STOP"}
+    stops_received = {m["from"]: float(m["sandbox_received_at"]) for m in system.twilio.messages(received=True)
+                      if m["body"] == "STOP"}
     stop_received_at = {appointment_id: stops_received[contact(system.run, index[appointment_id]).phone]
                         for appointment_id in stop_sent_at}
     after_stop = [a for a in arrivals if a.channel == "sms" and a.appointment_id in stop_received_at

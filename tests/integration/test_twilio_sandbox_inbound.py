@@ -127,6 +127,18 @@ def test_a_wrongly_signed_text_fails_validation(hook: Webhook, sandbox: httpx.Cl
     assert sandbox.get("/_sandbox/messages").json() == []
 
 
+def test_received_texts_are_listed_apart_from_sent_ones_with_the_moment_they_arrived(
+    hook: Webhook, sandbox: httpx.Client
+) -> None:
+    before = time.time()
+    text_from_patient(sandbox, "3")
+
+    (received,) = sandbox.get("/_sandbox/messages", params={"received": "true"}).json()
+    assert (received["from"], received["body"], received["direction"]) == (PATIENT, "3", "inbound")
+    assert before <= received["sandbox_received_at"] <= time.time()
+    assert all(m["direction"] != "inbound" for m in sandbox.get("/_sandbox/messages").json())
+
+
 def test_a_twiml_reply_is_sent_back_to_the_patient(hook: Webhook, sandbox: httpx.Client) -> None:
     answer = text_from_patient(sandbox, "3")
 

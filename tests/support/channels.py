@@ -29,8 +29,9 @@ class TwilioSandbox:
     def url(self) -> str:
         return self.server.url
 
-    def messages(self, to: str | None = None) -> list[dict[str, Any]]:
-        params = {"to": to} if to else {}
+    def messages(self, to: str | None = None, received: bool = False) -> list[dict[str, Any]]:
+        """What the sandbox sent, or (`received`) the texts it received, with its own timestamps."""
+        params: dict[str, Any] = ({"to": to} if to else {}) | ({"received": "true"} if received else {})
         response = httpx.get(f"{self.url}/_sandbox/messages", params=params, timeout=30)  # thousands, under load
         response.raise_for_status()
         return response.json()
