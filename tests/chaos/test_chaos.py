@@ -219,7 +219,7 @@ CHANGE_TOLERANCE_S = 2.0  # the notifier's own transaction applying the change (
 
 
 RACING_WAVE = 20  # appointments of each group booked at a time
-RACING_WAVE_EVERY_S = 8.0  # a wave's changes are made, and its messages sent, before the next wave is much along
+RACING_WAVE_EVERY_S = 20.0  # about 4 bookings/s: each wave's messages go out before the next wave's are due
 
 
 def test_cancel_reschedule_and_stop_racing_the_dispatch_send_nothing_after_they_are_applied(
