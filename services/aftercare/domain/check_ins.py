@@ -99,9 +99,9 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
         time_zone=event.patient.zone,
         quiet_hours=clinic.quiet_hours,
         now=now,
+        reachable=channels,
     )
-    reachable = [message for message in plan.planned if message.channel in channels]
-    rounds = _rounds(schedule_offsets={step.name: step.offset for step in schedule.steps}, planned=reachable)
+    rounds = _rounds(schedule_offsets={step.name: step.offset for step in schedule.steps}, planned=list(plan.planned))
     check_ins: list[CheckInPlan] = []
     intents = list(advice)
     for number, messages in enumerate(rounds, start=1):
