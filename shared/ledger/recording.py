@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import functools
 import os
-import uuid
 from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
@@ -34,9 +33,14 @@ COLUMNS = (
 
 
 def new_ids(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs, as text, from one read of the system's randomness."""
-    randomness = os.urandom(16 * count)
-    return [str(uuid.UUID(bytes=randomness[16 * n:16 * n + 16], version=4)) for n in range(count)]
+    """`count` random (version 4) UUIDs, as text, from one read of the system's randomness: each is what
+    `str(uuid.uuid4())` gives, its version and variant bits set here, without a UUID object each."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes(byte & 0x0F | 0x40 for byte in raw[6::16])  # version 4
+    raw[8::16] = bytes(byte & 0x3F | 0x80 for byte in raw[8::16])  # the RFC 4122 variant
+    h = raw.hex()
+    return [f"{h[i:i + 8]}-{h[i + 8:i + 12]}-{h[i + 12:i + 16]}-{h[i + 16:i + 20]}-{h[i + 20:i + 32]}"
+            for i in range(0, 32 * count, 32)]
 
 
 def rows_of(intents: Sequence[DeliveryIntent], now: datetime) -> list[dict[str, Any]]:
