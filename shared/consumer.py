@@ -25,8 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeAlias
@@ -108,6 +109,23 @@ def _causes(error: BaseException) -> list[BaseException]:
         orig = getattr(current, "orig", None)
         current = orig if isinstance(orig, BaseException) else current.__cause__
     return chain
+
+
+@contextlib.contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Python's cycle collector paused while a batch is applied. Every object a batch makes (its events,
+    decisions, rows) lives until the batch ends: collecting during it freed nothing and traversed them
+    again and again (a quarter of the CPU of applying a batch); once it ends, they are freed as usual
+    (by their reference counts; the collector, running again, finds any cycles among them). Restored as
+    it was: when another batch paused it first, that one resumes it."""
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 @dataclass(frozen=True)
@@ -260,7 +278,8 @@ class EventConsumer:
         """Apply or dead-letter every record, then commit; or rewind. Never raises (FastStream would
         swallow it, and the records after this batch would commit past the failure)."""
         try:
-            await self._consume(list(records), kafka)
+            with _no_cycle_collection():
+                await self._consume(list(records), kafka)
         except Exception as error:
             log.error("event_batch_failed_will_retry", records=len(records), error=type(error).__name__)
             await self._rewind(kafka, records, done=0)

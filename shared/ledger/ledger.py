@@ -29,6 +29,7 @@ from shared.ledger.model import (
     is_staff_template,
 )
 from shared.ledger.provider_status import KNOWN_PROVIDER_STATUSES, statuses_it_moves
+from shared.ledger.recording import record_intents
 from shared.ledger.suppressions import normalise, opted_out, opted_out_among
 from shared.ledger.tables import deliveries
 
@@ -160,36 +161,9 @@ class DeliveryLedger:
     async def record(
         self, connection: AsyncConnection, intents: Iterable[DeliveryIntent], now: datetime
     ) -> int:
-        """Record intents; an intent already recorded (same appointment, step, channel, version) is kept as is."""
-        rows = [
-            {
-                "id": str(uuid.uuid4()),
-                "appointment_id": intent.appointment_id,
-                "step": intent.step,
-                "channel": intent.channel,
-                "appointment_version": intent.appointment_version,
-                "template": intent.template,
-                "recipient": intent.recipient,
-                "locale": intent.locale,
-                "context": intent.context,
-                "scheduled_for": intent.due_at,
-                "due_at": intent.due_at,
-                "expires_at": intent.expires_at,
-                "fallback_recipient": intent.fallback_recipient,
-                "status": DeliveryStatus.PENDING.value,
-                "attempts": 0,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for intent in intents
-        ]
-        if not rows:
-            return 0
-        statement = insert_ignoring_duplicates(self.engine.dialect.name, deliveries).returning(
-            deliveries.c.id
-        )
-        result = await connection.execute(statement, rows)
-        return len(result.all())
+        """Record intents; an intent already recorded (same appointment, step, channel, version) is kept as is.
+        How many were new."""
+        return await record_intents(connection, list(intents), now)
 
     async def cancel_pending(
         self,

@@ -15,13 +15,15 @@
   nominal time and its new due time are after the earlier send. Checking the nominal time too keeps
   a replan of an unmoved appointment from repeating a message that went out late or ahead of
   quiet hours.
+- Unreachable: when `reachable` channels are given, a step on any other channel is skipped
+  "no_consent_or_address" without being planned (the patient cannot get it, whenever it would be due).
 - Each step appears once, planned or skipped. Planned messages are sorted by due time (aware,
   UTC); skipped steps keep the schedule's order.
 """
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from types import MappingProxyType
@@ -68,6 +70,7 @@ def plan_schedule(
     now: datetime,
     deadline: datetime | None = None,
     already_sent: Mapping[str, datetime] = _NOTHING_SENT,
+    reachable: Collection[str] | None = None,
 ) -> SchedulePlan:
     """Plan every step of `schedule` around `anchor` (a visit's start, or its completion for
     aftercare); `deadline` is the moment after which a message is pointless (the visit's start)."""
@@ -81,8 +84,12 @@ def plan_schedule(
     situation = _Situation(time_zone, quiet_hours, now.astimezone(UTC), deadline)
     planned: list[PlannedMessage] = []
     skipped: list[SkippedStep] = []
+    local_anchor = _local_wall_clock(anchor, time_zone)
     for step in schedule.steps:
-        nominal = _instants_at(_local_wall_clock(anchor, time_zone) + step.offset, time_zone)[0]
+        if reachable is not None and step.channel not in reachable:
+            skipped.append(SkippedStep(step.name, step.channel, "no_consent_or_address"))
+            continue
+        nominal = _instants_at(local_anchor + step.offset, time_zone)[0]
         outcome = _due_time(step, nominal, situation)
         sent_at = already_sent.get(step.name)
         if sent_at is not None and not _earlier_send_is_stale(step, sent_at, nominal, outcome):
@@ -163,8 +170,12 @@ def _local_wall_clock(moment: datetime, time_zone: ZoneInfo) -> datetime:
 def _instants_at(wall_clock: datetime, time_zone: ZoneInfo) -> tuple[datetime, ...]:
     """The UTC instants a local wall clock shows: one; two, in order, in a fall-back hour;
     for a time inside a spring-forward gap, the first instant after the gap."""
-    first = wall_clock.replace(tzinfo=time_zone, fold=0).astimezone(UTC)
-    second = wall_clock.replace(tzinfo=time_zone, fold=1).astimezone(UTC)
+    earlier, later = wall_clock.replace(tzinfo=time_zone, fold=0), wall_clock.replace(tzinfo=time_zone, fold=1)
+    offset = earlier.utcoffset()
+    if offset is not None and offset == later.utcoffset():
+        # Neither in a gap nor repeated (both readings agree): the one instant, without converting twice.
+        return ((wall_clock - offset).replace(tzinfo=UTC),)
+    first, second = earlier.astimezone(UTC), later.astimezone(UTC)
     if _local_wall_clock(first, time_zone) != wall_clock:
         # In a gap, fold=0 reads the wall clock with the offset before the change and fold=1
         # with the offset after it, which puts the change between `second` and `first`.

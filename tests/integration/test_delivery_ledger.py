@@ -3,17 +3,19 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import event
+from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.ledger.ledger import AttemptStart, DeliveryLedger
 from shared.ledger.model import DeliveryIntent, DeliveryStatus
+from shared.ledger.recording import rows_of
 from shared.ledger.suppressions import SuppressionList
+from shared.ledger.tables import deliveries
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -57,6 +59,38 @@ async def test_the_same_intent_recorded_twice_is_kept_once(ledger: DeliveryLedge
 async def test_a_new_appointment_version_is_a_new_intent(ledger: DeliveryLedger) -> None:
     await record(ledger, intent(version=1))
     assert await record(ledger, intent(version=2)) == 1
+
+
+async def test_a_batch_stores_each_intent_exactly_as_a_single_insert_would(ledger: DeliveryLedger) -> None:
+    """Times in any zone, with microseconds or without, a context in any language: what a batch records
+    reads back and compares in the database as the row Core's own insert stores."""
+    toronto = timezone(timedelta(hours=-5))
+    due, expires = datetime(2026, 3, 8, 1, 59, 59, 5, tzinfo=toronto), datetime(2026, 3, 9, tzinfo=UTC)
+    context = {"patient": {"first_name": "Zoë"}, "extra": {"round": 1, "of": None}}
+    shared_context = [replace(intent(step=step, due_in=timedelta(0)), due_at=due, expires_at=expires, context=context,
+                              fallback_recipient="+14165550123") for step in ("reminder_24h", "reminder_2h")]
+    batch = [*shared_context, replace(intent(channel="sms"), due_at=due, recipient="+14165550123")]
+    single = [replace(each, appointment_id="apt-single") for each in batch]
+    assert await record(ledger, *batch) == 3
+    async with ledger.engine.begin() as connection:
+        await connection.execute(deliveries.insert(), rows_of(single, NOW))
+        stored = (await connection.exec_driver_sql(
+            "SELECT appointment_id, step, channel, appointment_version, template, recipient, locale, context,"
+            " scheduled_for, due_at, expires_at, status, attempts, fallback_recipient, created_at, updated_at"
+            " FROM deliveries ORDER BY step, channel, appointment_id")).all()
+        claimable = await connection.scalar(
+            select(func.count()).select_from(deliveries).where(deliveries.c.due_at <= due.astimezone(UTC)))
+    assert [row[1:] for row in stored[0::2]] == [row[1:] for row in stored[1::2]]
+    assert [row[0] for row in stored] == ["apt-1", "apt-single"] * 3
+    assert claimable == 6
+
+
+async def test_a_batch_with_some_intents_already_recorded_counts_the_new_ones(ledger: DeliveryLedger) -> None:
+    await record(ledger, intent(step="reminder_24h"))
+    assert await record(ledger, intent(step="reminder_24h"), intent(step="reminder_2h"), intent(channel="sms")) == 2
+    async with ledger.engine.connect() as connection:
+        assert sorted(d.step for d in await ledger.for_appointment(connection, "apt-1")) == [
+            "confirmation", "reminder_24h", "reminder_2h"]
 
 
 async def test_only_due_messages_are_claimed_and_each_only_once(ledger: DeliveryLedger) -> None:

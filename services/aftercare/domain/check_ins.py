@@ -5,6 +5,7 @@ check-ins of its visit, or closed as `no_reply` once the last round's reply wind
 """
 from __future__ import annotations
 
+import functools
 import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
@@ -77,11 +78,7 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
     channels = reachable_channels(event.patient)
     # Sent as the visit ends, except that a text waits out the night like any other.
     advice_plan = plan_schedule(
-        Schedule(steps=[
-            ScheduleStep.model_validate({"name": f"aftercare_advice_{channel}", "template": "aftercare_advice",
-                                         "channel": channel, "offset": timedelta(0), "send_if_late": True})
-            for channel in channels
-        ]),
+        _advice_schedule(tuple(channels)),
         anchor=now, time_zone=event.patient.zone, quiet_hours=clinic.quiet_hours, now=now,
     )
     advice = intents_for(
@@ -99,9 +96,9 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
         time_zone=event.patient.zone,
         quiet_hours=clinic.quiet_hours,
         now=now,
+        reachable=channels,
     )
-    reachable = [message for message in plan.planned if message.channel in channels]
-    rounds = _rounds(schedule_offsets={step.name: step.offset for step in schedule.steps}, planned=reachable)
+    rounds = _rounds(schedule_offsets={step.name: step.offset for step in schedule.steps}, planned=list(plan.planned))
     check_ins: list[CheckInPlan] = []
     intents = list(advice)
     for number, messages in enumerate(rounds, start=1):
@@ -113,6 +110,16 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
         context = appointment_context(event, check_in_id=identifier, round=number, rounds=len(rounds))
         intents.extend(intents_for(event, messages, channels, context))
     return AftercarePlan(tuple(check_ins), tuple(intents), plan.skipped)
+
+
+@functools.lru_cache(maxsize=16)
+def _advice_schedule(channels: tuple[str, ...]) -> Schedule:
+    """The advice on each channel, due as the visit ends: the same few serve every visit."""
+    return Schedule(steps=[
+        ScheduleStep.model_validate({"name": f"aftercare_advice_{channel}", "template": "aftercare_advice",
+                                     "channel": channel, "offset": timedelta(0), "send_if_late": True})
+        for channel in channels
+    ])
 
 
 def _rounds(schedule_offsets: dict[str, timedelta], planned: list[PlannedMessage]) -> list[list[PlannedMessage]]:

@@ -233,12 +233,6 @@ def _pre_session_schedule(
         now=now,
         deadline=starts_at,
         already_sent=already_sent,
+        reachable=channels,
     )
-    reachable = [planned for planned in plan.planned if planned.channel in channels]
-    intents = intents_for(event, reachable, channels, context, expires_at=starts_at)
-    unreachable = tuple(
-        SkippedStep(step=planned.step, channel=planned.channel, reason="no_consent_or_address")
-        for planned in plan.planned
-        if planned.channel not in channels
-    )
-    return intents, plan.skipped + unreachable
+    return intents_for(event, plan.planned, channels, context, expires_at=starts_at), plan.skipped

@@ -167,3 +167,22 @@ def test_plans_keep_their_promises_through_any_sequence_of_reschedules(scenario:
         anchor += reschedule.move
         current = plan(scenario, anchor, now, sent)
 
+
+
+@PROPERTY_SETTINGS
+@given(scenarios(), st.sets(st.sampled_from(["email", "sms"])))
+def test_a_step_the_patient_cannot_get_is_skipped_and_the_others_planned_as_ever(
+    scenario: Scenario, reachable: set[str]
+) -> None:
+    deadline = None if scenario.deadline_after_anchor is None else scenario.anchor + scenario.deadline_after_anchor
+
+    def planned(reachable: set[str] | None) -> SchedulePlan:
+        return plan_schedule(scenario.schedule, anchor=scenario.anchor, time_zone=scenario.zone,
+                             quiet_hours=scenario.quiet_hours, now=scenario.now, deadline=deadline, reachable=reachable)
+
+    everything, result = planned(None), planned(reachable)
+    assert result.planned == tuple(m for m in everything.planned if m.channel in reachable)
+    assert {(s.step, s.reason) for s in result.skipped} == {
+        *((s.step, s.reason) for s in everything.skipped if s.channel in reachable),
+        *((step.name, "no_consent_or_address") for step in scenario.schedule.steps if step.channel not in reachable),
+    }
