@@ -5,8 +5,10 @@ idempotent response are committed together; the others open their own connection
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator
 from datetime import datetime
 from typing import Any
 
@@ -36,9 +38,16 @@ class BookingStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.outbox = BOOKING_OUTBOX
+        # SQLite has one write lock: requests that each open a write transaction on a connection of
+        # their own wait for it in SQLite's busy handler, which sleeps in growing steps, and a burst of
+        # bookings then takes seconds each. They queue here instead and write one after the other.
+        # PostgreSQL locks rows, and its writers go concurrently.
+        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
 
-    def transaction(self) -> AbstractAsyncContextManager[AsyncConnection]:
-        return self.engine.begin()
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncConnection]:
+        async with self._one_writer or contextlib.nullcontext(), self.engine.begin() as connection:
+            yield connection
 
     # --- appointments ---------------------------------------------------------------------
 
