@@ -24,9 +24,15 @@ WAIT_S = 30
 
 
 def log_in(browser: webdriver.Chrome, console: Console, token: str | None = None) -> None:
+    """Log in, and wait for the answer: the console's token lands on the lag page, another on the login
+    error. (A page asked for before the login's redirect has landed is overtaken by it.)"""
     browser.get(f"{console.url}/login")
     browser.find_element(By.ID, "token").send_keys(console.token if token is None else token)
     browser.find_element(By.ID, "login").click()
+    if token is None:
+        WebDriverWait(browser, WAIT_S).until(expected_conditions.url_to_be(f"{console.url}/lag"))
+    else:
+        WebDriverWait(browser, WAIT_S).until(expected_conditions.presence_of_element_located((By.ID, "login-error")))
 
 
 async def produce(bootstrap: str, topic: str, records: list[tuple[bytes, bytes, list[tuple[str, bytes]]]],
