@@ -43,19 +43,17 @@ def new_ids(count: int) -> list[str]:
             for i in range(0, 32 * count, 32)]
 
 
+def _row(id_: str, intent: DeliveryIntent, now: datetime) -> tuple[Any, ...]:
+    """A new intent's values, in the order of COLUMNS."""
+    return (id_, intent.appointment_id, intent.step, intent.channel, intent.appointment_version, intent.template,
+            intent.recipient, intent.locale, intent.context, intent.due_at, intent.due_at, intent.expires_at,
+            DeliveryStatus.PENDING.value, 0, intent.fallback_recipient, now, now)
+
+
 def rows_of(intents: Sequence[DeliveryIntent], now: datetime) -> list[dict[str, Any]]:
     """The ledger rows of new intents, as Core binds them."""
-    return [
-        {
-            "id": id_, "appointment_id": intent.appointment_id, "step": intent.step, "channel": intent.channel,
-            "appointment_version": intent.appointment_version, "template": intent.template,
-            "recipient": intent.recipient, "locale": intent.locale, "context": intent.context,
-            "scheduled_for": intent.due_at, "due_at": intent.due_at, "expires_at": intent.expires_at,
-            "fallback_recipient": intent.fallback_recipient, "status": DeliveryStatus.PENDING.value,
-            "attempts": 0, "created_at": now, "updated_at": now,
-        }
-        for id_, intent in zip(new_ids(len(intents)), intents, strict=True)
-    ]
+    return [dict(zip(COLUMNS, _row(id_, intent, now), strict=True))
+            for id_, intent in zip(new_ids(len(intents)), intents, strict=True)]
 
 
 async def record_intents(connection: AsyncConnection, intents: Sequence[DeliveryIntent], now: datetime) -> int:
@@ -90,30 +88,22 @@ def _sqlite_insert(dialect: Dialect) -> tuple[str, Binder]:
                          if processor is not None and name not in {"context", *times})
     if unconverted:
         raise AssertionError(f"the ledger's {unconverted} would need converting")
-    pending = DeliveryStatus.PENDING.value
+    context_at, time_at = COLUMNS.index("context"), [COLUMNS.index(name) for name in times]
 
     def bind(intents: Sequence[DeliveryIntent], now: datetime) -> list[tuple[Any, ...]]:
-        stamp = as_time(now)
-        as_stored: dict[datetime, Any] = {}
+        as_stored: dict[datetime, Any] = {}  # a batch's rows share `now`, and often their times
         contexts: dict[int, Any] = {}  # by identity: an event's intents share their context
         rows = []
         for id_, intent in zip(new_ids(len(intents)), intents, strict=True):
-            due = as_stored.get(intent.due_at)
-            if due is None:
-                due = as_stored[intent.due_at] = as_time(intent.due_at)
-            expires = None
-            if intent.expires_at is not None:
-                expires = as_stored.get(intent.expires_at)
-                if expires is None:
-                    expires = as_stored[intent.expires_at] = as_time(intent.expires_at)
-            context = contexts.get(id(intent.context))
-            if context is None:
-                context = contexts[id(intent.context)] = as_json(intent.context)
-            rows.append((
-                id_, intent.appointment_id, intent.step, intent.channel, intent.appointment_version, intent.template,
-                intent.recipient, intent.locale, context, due, due, expires, pending, 0, intent.fallback_recipient,
-                stamp, stamp,
-            ))
+            row = list(_row(id_, intent, now))
+            for at in time_at:
+                moment = row[at]
+                if moment is not None:
+                    stored = as_stored.get(moment)
+                    row[at] = stored if stored is not None else as_stored.setdefault(moment, as_time(moment))
+            key = id(intent.context)
+            row[context_at] = contexts[key] if key in contexts else contexts.setdefault(key, as_json(intent.context))
+            rows.append(tuple(row))
         return rows
 
     return str(compiled), bind
