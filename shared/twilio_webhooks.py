@@ -13,6 +13,7 @@ from fastapi.responses import PlainTextResponse, Response
 from twilio.request_validator import RequestValidator
 
 from shared.delivery.status_reports import ProviderStatusReports, ReportOutcome
+from shared.http_edge import announced_too_large, read_at_most
 from shared.observability import get_logger
 
 STATUS_CALLBACK_PATH = "/twilio/status"
@@ -46,15 +47,9 @@ def form_fields(body: bytes) -> dict[str, str]:
 
 async def body_at_most(request: Request, limit: int) -> bytes | None:
     """The request's body, or None as soon as it is known to be longer than `limit` (nothing more is read)."""
-    declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > limit):
+    if announced_too_large({"content-length": request.headers.get("content-length", "0")}, limit):
         return None
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
-            return None
-    return bytes(body)
+    return await read_at_most(request.receive, limit)
 
 
 def add_status_callback_route(
