@@ -19,6 +19,7 @@ from services.booking_events.migrations import MIGRATIONS
 from services.booking_events.settings import BookingSettings
 from services.booking_events.store import BookingStore
 from services.booking_events.workers import idempotency_purge_worker, outbox_relay_worker
+from services.booking_events.writer import CommandWriter
 from shared.clinic_config import ClinicConfig, load_clinic_config
 from shared.clock import Clock, SystemClock
 from shared.database import create_engine
@@ -40,6 +41,7 @@ class BookingParts:
     clock: Clock
     engine: AsyncEngine
     store: BookingStore
+    writer: CommandWriter
     relay: OutboxRelay
     health: Health
     app: FastAPI
@@ -73,12 +75,13 @@ def build(
         max_backoff_s=settings.outbox_max_backoff_s,
     )
     health = Health(SERVICE)
+    writer = CommandWriter(store, clock, settings.write_batch_size)
     api = BookingApi(
-        settings, store, clock, BookingMetrics(), health, on_recorded=relay.wake,
+        settings, store, writer, clock, BookingMetrics(), health, on_recorded=relay.wake,
         locations=frozenset(clinic.locations),
     )
     return BookingParts(
-        settings, clock, engine, store, relay, health, create_app(api), create_metrics_app(api)
+        settings, clock, engine, store, writer, relay, health, create_app(api), create_metrics_app(api)
     )
 
 

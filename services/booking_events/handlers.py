@@ -1,14 +1,16 @@
 """Handlers: apply a booking system's command, recording the change and its event in one transaction."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking_events.domain.commands import AppointmentCommand, BookSeries
-from services.booking_events.domain.decisions import decide
+from services.booking_events.domain.decisions import Decision, decide
 from services.booking_events.domain.idempotency import IdempotencyKey, StoredResponse, replay
 from services.booking_events.domain.refusals import AppointmentAlreadyBooked, AppointmentRefusal
 from services.booking_events.domain.series import SessionRow, decide_series, with_series
@@ -41,12 +43,83 @@ async def change_appointment(
         connection, decision.appointment, current.sequence if current else None, now
     )
     await store.add_event(connection, decision.event, now)
+    return _accepted(decision)
+
+
+def _accepted(decision: Decision) -> dict[str, Any]:
     return {
         "appointment_id": decision.appointment.appointment_id,
         "sequence": decision.appointment.sequence,
         "event_id": str(decision.event.event_id),
         "status": decision.appointment.status.value,
     }
+
+
+@dataclass(frozen=True)
+class Queued:
+    """A command waiting to be written, with the status it answers and its idempotency key."""
+
+    command: AppointmentCommand
+    success_status: int
+    key: IdempotencyKey | None = None
+
+
+class BatchNotApplied(Exception):
+    """The batch changed nothing: a row or a key was taken meanwhile; apply its commands one by one."""
+
+
+async def apply_commands(
+    store: BookingStore, queued: Sequence[Queued], now: datetime
+) -> list[Outcome | AppointmentRefusal]:
+    """Apply the commands in order, in one transaction: each one's outcome, or the refusal of its own.
+
+    The appointments are locked, read and written with one statement each for the whole batch; a
+    command sees the changes of the commands before it. Sessions of a treatment plan are changed one
+    by one (their event carries the plan as stored). Raises BatchNotApplied, having written nothing,
+    when an appointment or an idempotency key was taken by a concurrent request.
+    """
+    keys = [(q.key.client, q.key.key) for q in queued if q.key is not None]
+    if len(set(keys)) != len(keys):
+        raise BatchNotApplied("an idempotency key twice in one batch")
+    ids = list(dict.fromkeys(q.command.appointment_id for q in queued))
+    try:
+        async with store.transaction() as connection:
+            await store.lock_appointments(connection, ids)
+            stored = await store.find_appointments(connection, ids)
+            in_series = await store.in_series(connection, ids)
+            current = dict(stored)
+            changed: dict[str, None] = {}
+            decisions: list[Decision] = []
+            outcomes: list[Outcome | AppointmentRefusal] = []
+            responses: list[tuple[IdempotencyKey, int, dict[str, Any]]] = []
+            for item in queued:
+                appointment_id = item.command.appointment_id
+                try:
+                    if appointment_id in in_series:
+                        body = await change_appointment(store, connection, item.command, now)
+                    else:
+                        decision = decide(current.get(appointment_id), item.command, now)
+                        current[appointment_id] = decision.appointment
+                        changed[appointment_id] = None
+                        decisions.append(decision)
+                        body = _accepted(decision)
+                except AppointmentRefusal as refusal:
+                    outcomes.append(refusal)
+                    continue
+                outcomes.append(Outcome(item.success_status, body))
+                if item.key is not None:
+                    responses.append((item.key, item.success_status, body))
+            await store.insert_appointments(
+                connection, [current[i] for i in changed if i not in stored], now)
+            for appointment_id in changed:
+                if appointment_id in stored:
+                    await store.save_appointment(
+                        connection, current[appointment_id], stored[appointment_id].sequence, now)
+            await store.add_events(connection, [d.event for d in decisions], now)
+            await store.remember_responses(connection, responses, now)
+    except (ConcurrentChange, IntegrityError) as error:
+        raise BatchNotApplied(type(error).__name__) from error
+    return outcomes
 
 
 async def handle_command(
@@ -62,7 +135,7 @@ async def handle_command(
     kept changing under us.
     """
     if key is not None and (stored := await store.find_response(key)) is not None:
-        return _replayed(stored, key)
+        return replayed(stored, key)
     for _ in range(ATTEMPTS_ON_CONCURRENT_CHANGE):
         try:
             async with store.transaction() as connection:
@@ -77,7 +150,7 @@ async def handle_command(
         except (_KeyTakenMeanwhile, AppointmentRefusal):
             # A concurrent retry with our key may have made the change we are now refused.
             if key is not None and (stored := await store.find_response(key)) is not None:
-                return _replayed(stored, key)
+                return replayed(stored, key)
             raise
     raise ConcurrentChange(command.appointment_id)
 
@@ -120,7 +193,7 @@ async def handle_series(
 ) -> Outcome:
     """Book the plan once per idempotency key, all its sessions or none; a retry gets the first response."""
     if key is not None and (stored := await store.find_response(key)) is not None:
-        return _replayed(stored, key)
+        return replayed(stored, key)
     try:
         async with store.transaction() as connection:
             body = await book_series(store, connection, command, now)
@@ -130,10 +203,10 @@ async def handle_series(
     except (_KeyTakenMeanwhile, AppointmentRefusal, ConcurrentChange):
         # A concurrent retry with our key may have booked the plan we are now refused.
         if key is not None and (stored := await store.find_response(key)) is not None:
-            return _replayed(stored, key)
+            return replayed(stored, key)
         raise
 
 
-def _replayed(stored: StoredResponse, key: IdempotencyKey) -> Outcome:
+def replayed(stored: StoredResponse, key: IdempotencyKey) -> Outcome:
     response = replay(stored, key)
     return Outcome(response.status_code, response.body, replayed=True)

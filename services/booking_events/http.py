@@ -26,7 +26,7 @@ from services.booking_events.domain.commands import (
 from services.booking_events.domain.idempotency import IdempotencyKey, request_fingerprint
 from services.booking_events.domain.refusals import InvalidField, UnknownAppointment
 from services.booking_events.domain.series import repeated_starts
-from services.booking_events.handlers import Outcome, handle_command, handle_series
+from services.booking_events.handlers import Outcome, handle_series
 from services.booking_events.http_errors import Unauthorized, install_error_handlers
 from services.booking_events.http_gate import RequestGate, TokenBuckets, known_client
 from services.booking_events.http_models import (
@@ -45,6 +45,7 @@ from services.booking_events.http_models import (
 from services.booking_events.metrics import BookingMetrics
 from services.booking_events.settings import BookingSettings
 from services.booking_events.store import BookingStore
+from services.booking_events.writer import CommandWriter
 from shared.clock import Clock
 from shared.events.appointment import AppointmentDetails
 from shared.observability import get_logger
@@ -59,6 +60,7 @@ class BookingApi:
 
     settings: BookingSettings
     store: BookingStore
+    writer: CommandWriter  # appointment commands go through it, in batches
     clock: Clock
     metrics: BookingMetrics
     health: Health
@@ -73,8 +75,7 @@ class BookingApi:
     async def apply(
         self, command: AppointmentCommand, kind: str, status: int, key: IdempotencyKey | None
     ) -> JSONResponse:
-        outcome = await handle_command(self.store, command, self.clock.now(), status, key)
-        return self.respond(outcome, kind)
+        return self.respond(await self.writer.apply(command, status, key), kind)
 
     def respond(self, outcome: Outcome, kind: str) -> JSONResponse:
         if outcome.replayed:
@@ -91,7 +92,7 @@ class BookingApi:
         return JSONResponse(outcome.body, outcome.status_code)
 
 
-def booking_api(request: Request) -> BookingApi:
+async def booking_api(request: Request) -> BookingApi:
     api: BookingApi = request.app.state.booking
     return api
 
@@ -99,7 +100,7 @@ def booking_api(request: Request) -> BookingApi:
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
-def authenticated_client(
+async def authenticated_client(
     api: Annotated[BookingApi, Depends(booking_api)],
     api_key: Annotated[str | None, Security(_api_key_header)],
 ) -> str:

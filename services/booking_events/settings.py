@@ -25,6 +25,10 @@ class BookingSettings(BaseSettings):
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     rate_limit_per_second: float = Field(default=10.0, gt=0, description="Per API key, sustained")
     rate_limit_burst: int = Field(default=20, ge=1, description="Per API key, at once")
+    write_batch_size: int = Field(
+        default=100, ge=1, le=1000,
+        description="At most this many appointment changes are written in one transaction",
+    )
     outbox_batch_size: int = Field(default=200, ge=1, le=5000)
     outbox_poll_interval_s: float = Field(default=1.0, gt=0)
     outbox_max_backoff_s: float = Field(default=30.0, gt=0)

@@ -8,13 +8,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.elements import BindParameter
 
 from services.booking_events.domain.appointment import Appointment, AppointmentStatus
 from services.booking_events.domain.idempotency import IdempotencyKey, StoredResponse
@@ -24,10 +25,20 @@ from services.booking_events.tables import outbox as outbox_table
 from shared.database import insert_ignoring_duplicates
 from shared.events import AppointmentEvent, PatientContact
 from shared.events.appointment import AppointmentDetails
-from shared.outbox.store import Outbox, OutboxBacklog
+from shared.outbox.store import Outbox, OutboxBacklog, OutgoingEvent
 from shared.topics import APPOINTMENTS
 
 BOOKING_OUTBOX = Outbox(outbox_table)
+
+# The statements a batch of commands runs, built once: building and keying a statement costs more
+# than executing it on SQLite.
+_IDS: BindParameter[str] = bindparam("ids", expanding=True)
+_LOCK_MANY = (update(appointments).where(appointments.c.appointment_id.in_(_IDS))
+              .values(sequence=appointments.c.sequence))
+_FIND_MANY = select(appointments).where(appointments.c.appointment_id.in_(_IDS))
+_IN_SERIES = select(series_sessions.c.appointment_id).where(series_sessions.c.appointment_id.in_(_IDS))
+_INSERT_APPOINTMENTS = appointments.insert()
+_INSERT_RESPONSES = idempotency_keys.insert()
 
 
 class ConcurrentChange(Exception):
@@ -63,6 +74,10 @@ class BookingStore:
             .values(sequence=appointments.c.sequence)
         )
 
+    async def lock_appointments(self, connection: AsyncConnection, appointment_ids: Sequence[str]) -> None:
+        """`lock_appointment` for several appointments in one statement."""
+        await connection.execute(_LOCK_MANY, {"ids": list(appointment_ids)})
+
     async def find_appointment(
         self, connection: AsyncConnection, appointment_id: str
     ) -> Appointment | None:
@@ -71,15 +86,14 @@ class BookingStore:
                 select(appointments).where(appointments.c.appointment_id == appointment_id)
             )
         ).one_or_none()
-        if row is None:
-            return None
-        return Appointment(
-            appointment_id=row.appointment_id,
-            status=AppointmentStatus(row.status),
-            sequence=row.sequence,
-            patient=PatientContact.model_validate_json(row.patient),
-            details=AppointmentDetails.model_validate_json(row.details),
-        )
+        return None if row is None else _appointment(row)
+
+    async def find_appointments(
+        self, connection: AsyncConnection, appointment_ids: Sequence[str]
+    ) -> dict[str, Appointment]:
+        """The appointments of those ids that exist, by id."""
+        rows = await connection.execute(_FIND_MANY, {"ids": list(appointment_ids)})
+        return {row.appointment_id: _appointment(row) for row in rows}
 
     async def find_updated_at(
         self, connection: AsyncConnection, appointment_id: str
@@ -107,15 +121,7 @@ class BookingStore:
         now: datetime,
     ) -> None:
         """Insert a new appointment, or update it only if nobody changed it since `previous_sequence`."""
-        values = {
-            "status": appointment.status.value,
-            "sequence": appointment.sequence,
-            "starts_at": appointment.details.starts_at,
-            "location_id": appointment.details.location_id,
-            "patient": appointment.patient.model_dump_json(),
-            "details": appointment.details.model_dump_json(),
-            "updated_at": now,
-        }
+        values = _columns(appointment, now)
         if previous_sequence is None:
             try:
                 await connection.execute(
@@ -137,7 +143,24 @@ class BookingStore:
         if result.rowcount != 1:
             raise ConcurrentChange(appointment.appointment_id)
 
+    async def insert_appointments(
+        self, connection: AsyncConnection, new: Sequence[Appointment], now: datetime
+    ) -> None:
+        """Insert new appointments in one statement; ConcurrentChange if one was booked meanwhile."""
+        if not new:
+            return
+        try:
+            await connection.execute(_INSERT_APPOINTMENTS, [
+                {"appointment_id": a.appointment_id, "created_at": now, **_columns(a, now)} for a in new
+            ])
+        except IntegrityError:  # booked by a concurrent request with the same id
+            raise ConcurrentChange(new[0].appointment_id) from None
+
     # --- treatment plans ------------------------------------------------------------------
+
+    async def in_series(self, connection: AsyncConnection, appointment_ids: Sequence[str]) -> set[str]:
+        """Those of the appointments that are sessions of a treatment plan."""
+        return set((await connection.execute(_IN_SERIES, {"ids": list(appointment_ids)})).scalars())
 
     async def series_exists(self, connection: AsyncConnection, series_id: str) -> bool:
         statement = select(series_sessions.c.appointment_id).where(series_sessions.c.series_id == series_id)
@@ -185,6 +208,14 @@ class BookingStore:
             connection, topic=APPOINTMENTS, key=event.appointment_id, event=event, now=now
         )
 
+    async def add_events(
+        self, connection: AsyncConnection, events: Sequence[AppointmentEvent], now: datetime
+    ) -> None:
+        """Store the events in the caller's transaction, in one statement, in this order."""
+        await self.outbox.add_many(
+            connection, [OutgoingEvent(APPOINTMENTS, event.appointment_id, event) for event in events], now
+        )
+
     async def outbox_backlog(self) -> OutboxBacklog:
         return await self.outbox.backlog(self.engine)
 
@@ -220,9 +251,48 @@ class BookingStore:
         result = await connection.execute(statement)
         return result.rowcount == 1
 
+    async def remember_responses(
+        self,
+        connection: AsyncConnection,
+        responses: Sequence[tuple[IdempotencyKey, int, dict[str, Any]]],
+        now: datetime,
+    ) -> None:
+        """Store the responses in the caller's transaction, in one statement.
+
+        Raises IntegrityError when another request stored a response under one of the keys first.
+        """
+        if responses:
+            await connection.execute(_INSERT_RESPONSES, [
+                {"client": key.client, "key": key.key, "fingerprint": key.fingerprint, "status_code": status,
+                 "response_body": json.dumps(body), "created_at": now}
+                for key, status, body in responses
+            ])
+
     async def forget_responses_before(self, cutoff: datetime) -> int:
         async with self.engine.begin() as connection:
             result = await connection.execute(
                 delete(idempotency_keys).where(idempotency_keys.c.created_at < cutoff)
             )
         return max(result.rowcount, 0)
+
+
+def _appointment(row: Any) -> Appointment:
+    return Appointment(
+        appointment_id=row.appointment_id,
+        status=AppointmentStatus(row.status),
+        sequence=row.sequence,
+        patient=PatientContact.model_validate_json(row.patient),
+        details=AppointmentDetails.model_validate_json(row.details),
+    )
+
+
+def _columns(appointment: Appointment, now: datetime) -> dict[str, Any]:
+    return {
+        "status": appointment.status.value,
+        "sequence": appointment.sequence,
+        "starts_at": appointment.details.starts_at,
+        "location_id": appointment.details.location_id,
+        "patient": appointment.patient.model_dump_json(),
+        "details": appointment.details.model_dump_json(),
+        "updated_at": now,
+    }

@@ -287,3 +287,19 @@ async def test_a_burst_of_bookings_on_sqlite_is_written_one_after_another_not_le
         for n in range(15)))  # within the API key's burst
     assert [answer.status_code for answer in answers] == [201] * 15
     assert len(await outbox_values(engine)) == 15
+
+
+async def test_a_burst_of_bookings_is_written_in_a_few_transactions_not_one_per_request(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Bookings that arrive while others are being written wait together and go in one transaction:
+    a burst then costs a handful of statements per transaction instead of a transaction per request."""
+    commits = []
+    event.listen(engine.sync_engine, "commit", lambda _connection: commits.append(1))
+
+    answers = await asyncio.gather(*(
+        client.post("/v1/appointments", json=booking(appointment_id=f"apt-together-{n}")) for n in range(15)))
+
+    assert [answer.status_code for answer in answers] == [201] * 15
+    assert len(await outbox_values(engine)) == 15
+    assert len(commits) <= 3
