@@ -75,9 +75,10 @@ def build(
         max_backoff_s=settings.outbox_max_backoff_s,
     )
     health = Health(SERVICE)
-    writer = CommandWriter(store, clock, settings.write_batch_size)
+    metrics = BookingMetrics()
+    writer = CommandWriter(store, clock, settings.write_batch_size, on_batch=metrics.write_batch.observe)
     api = BookingApi(
-        settings, store, writer, clock, BookingMetrics(), health, on_recorded=relay.wake,
+        settings, store, writer, clock, metrics, health, on_recorded=relay.wake,
         locations=frozenset(clinic.locations),
     )
     return BookingParts(

@@ -1,7 +1,7 @@
 """Prometheus metrics of the booking events service, on a registry of its own."""
 from __future__ import annotations
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, generate_latest
+from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 
 class BookingMetrics:
@@ -23,6 +23,12 @@ class BookingMetrics:
             "booking_requests_refused",
             "Requests refused, by kind and error",
             ["kind", "error"],
+            registry=self.registry,
+        )
+        self.write_batch = Histogram(
+            "booking_write_batch_commands",
+            "Appointment changes written in one transaction (those that arrived while the last was written)",
+            buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
             registry=self.registry,
         )
         self.outbox_unpublished = Gauge(

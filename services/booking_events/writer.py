@@ -8,7 +8,7 @@ one. Order is kept: commands are written in the order they arrived.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from services.booking_events.domain.commands import AppointmentCommand
@@ -34,6 +34,7 @@ class CommandWriter:
     store: BookingStore
     clock: Clock
     batch_size: int = 100
+    on_batch: Callable[[int], None] = lambda _size: None  # told the size of each batch written
     _waiting: list[tuple[Queued, asyncio.Future[Outcome]]] = field(default_factory=list)
     _writing: asyncio.Task[None] | None = None
 
@@ -58,6 +59,7 @@ class CommandWriter:
             while self._waiting:
                 batch = self._waiting[: self.batch_size]
                 del self._waiting[: self.batch_size]
+                self.on_batch(len(batch))
                 await self._write(batch)
         finally:
             self._writing = None

@@ -245,6 +245,7 @@ async def test_metrics_count_requests_and_show_the_outbox_backlog_on_their_own_p
 
     assert 'booking_requests_accepted_total{kind="book"} 1.0' in metrics
     assert "booking_outbox_unpublished 1.0" in metrics
+    assert "booking_write_batch_commands_count 1.0" in metrics
     assert response.headers["content-type"].startswith("text/plain")
     assert (await client.get("/healthz")).json() == {"status": "ok"}
 
