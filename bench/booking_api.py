@@ -40,18 +40,20 @@ def start_booking(stack: Stack, database_url: str, name: str) -> tuple[str, Any]
     return url, service
 
 
-SIZES = {"quick": (50.0, 2.0), "medium": (100.0, 5.0), "full": (500.0, 20.0)}
+# Offered rates, each for the given seconds: up to the target (500/s) and past it.
+SIZES = {"quick": ((50.0,), 2.0), "medium": ((100.0, 300.0, 500.0), 5.0), "full": ((100.0, 300.0, 500.0, 800.0), 20.0)}
 
 
 def run(stack: Stack, form: str) -> dict[str, Any]:
-    rate, seconds = SIZES[form]
+    rates, seconds = SIZES[form]
     rows: list[dict[str, Any]] = []
     port = free_port()
     trivial = spawn("trivial-http", [sys.executable, "-m", "bench.harness.trivial_app", str(port)], stack.workdir)
     stack.processes.append(trivial)
     wait_for_http(f"http://127.0.0.1:{port}/healthz")
-    recorded = offer(f"http://127.0.0.1:{port}/echo", rate, seconds, stack.workdir / "load-trivial.json")
-    rows.append({"server": "trivial endpoint (same FastAPI + uvicorn)"} | summarise(recorded))
+    for rate in rates:
+        recorded = offer(f"http://127.0.0.1:{port}/echo", rate, seconds, stack.workdir / f"load-trivial-{rate}.json")
+        rows.append({"server": "trivial endpoint (same FastAPI + uvicorn)"} | summarise(recorded))
     closed_loop = wrk_requests_per_second(f"http://127.0.0.1:{port}/echo", seconds, stack)
     stack.stop(trivial)
     postgres = stack.ensure_postgres()
@@ -60,12 +62,14 @@ def run(stack: Stack, form: str) -> dict[str, Any]:
         ("booking API, PostgreSQL", asyncio.run(new_postgres_database(postgres, "booking"))),
     ):
         url, service = start_booking(stack, database_url, f"booking-{label.split()[-1].lower()}")
-        run_tag = uuid.uuid4().hex[:6]
-        recorded = offer(f"{url}/v1/appointments", rate, seconds, stack.workdir / f"load-{run_tag}.json",
-                         booking_key=API_KEY, run=run_tag)
-        rows.append({"server": label} | summarise(recorded))
+        for rate in rates:
+            run_tag = uuid.uuid4().hex[:6]
+            recorded = offer(f"{url}/v1/appointments", rate, seconds, stack.workdir / f"load-{run_tag}.json",
+                             booking_key=API_KEY, run=run_tag)
+            rows.append({"server": label} | summarise(recorded))
         service.stop()
-    return {"rows": rows, "offered_per_s": rate, "seconds": seconds, "trivial_wrk_closed_loop_per_s": closed_loop}
+    return {"rows": rows, "offered_per_s": list(rates), "seconds": seconds,
+            "trivial_wrk_closed_loop_per_s": closed_loop}
 
 
 def wrk_requests_per_second(url: str, seconds: float, stack: Stack) -> float | None:
