@@ -101,11 +101,16 @@ _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
 async def authenticated_client(
-    api: Annotated[BookingApi, Depends(booking_api)],
-    api_key: Annotated[str | None, Security(_api_key_header)],
+    request: Request, api_key: Annotated[str | None, Security(_api_key_header)]
 ) -> str:
-    """The caller's client digest; refuses unknown keys (the gate already did, this names the scheme)."""
-    client = known_client(api.settings.api_keys, api_key)
+    """The caller's client digest, as the gate found it (this names the scheme in the API's document).
+
+    Refuses unknown keys; the gate already did, before the body was read.
+    """
+    client: str | None = getattr(request.state, "client", None)
+    if client is None:
+        booking: BookingApi = request.app.state.booking
+        client = known_client(booking.settings.api_keys, api_key)
     if client is None:
         raise Unauthorized
     return client
@@ -113,7 +118,6 @@ async def authenticated_client(
 
 async def idempotency_key(
     request: Request,
-    client: Annotated[str, Depends(authenticated_client)],
     key: Annotated[
         str | None,
         Header(alias="Idempotency-Key", min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$"),
@@ -121,6 +125,8 @@ async def idempotency_key(
 ) -> IdempotencyKey | None:
     if key is None:
         return None
+    # Every route under /v1 depends on authenticated_client first: the client is known by now.
+    client = await authenticated_client(request, request.headers.get("x-api-key"))
     fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
     return IdempotencyKey(client=client, key=key, fingerprint=fingerprint)
 
