@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from shared.delivery.fallback import fallback_channel, fallback_step
 from shared.events.deliveries import DeliveryStatusChanged
+from shared.ledger.group_commit import RowInsert
 from shared.ledger.ledger import AlsoRecord, DeliveryLedger
 from shared.ledger.model import Delivery
 from shared.outbox.store import Outbox
@@ -28,11 +29,20 @@ class DeliveryOutcomes:
         self, delivery: Delivery, *, source: Source, status: str, now: datetime,
         error_code: str | None = None, reason: str | None = None,
     ) -> AlsoRecord:
-        """`record`, for the ledger to run in the transaction of the outcome."""
+        """`record`, for the ledger to do in the transaction of the outcome: when the outcome calls for no
+        fallback (a message sent), only the event's row, which the ledger inserts with others."""
+        if fallback_channel(delivery, status=status, error_code=error_code, reason=reason) is None:
+            if self.outbox is None:
+                return AlsoRecord()
+            event = self._event(delivery, source=source, status=status, now=now, error_code=error_code,
+                                reason=reason, fallback=None)
+            return AlsoRecord(inserts=(RowInsert(self.outbox.insert, self.outbox.row(
+                topic=DELIVERIES, key=delivery.appointment_id, event=event, now=now)),))
+
         async def record(connection: AsyncConnection) -> None:
             await self.record(connection, delivery, source=source, status=status, now=now,
                               error_code=error_code, reason=reason)
-        return record
+        return AlsoRecord(run=record)
 
     async def record(
         self, connection: AsyncConnection, delivery: Delivery, *, source: Source, status: str, now: datetime,
@@ -45,15 +55,22 @@ class DeliveryOutcomes:
             step = fallback_step(delivery.step)
             fallback = await self.ledger.record_fallback(connection, delivery, channel, step, now)
         if self.outbox is not None:
-            event = DeliveryStatusChanged(
-                occurred_at=now, appointment_id=delivery.appointment_id, delivery_id=delivery.id,
-                service=self.service, step=delivery.step, channel=_channel(delivery.channel),
-                template=delivery.template, source=source, status=status, error_code=error_code, reason=reason,
-                fallback_channel=_channel(fallback.channel) if fallback is not None else None,
-                fallback_of=delivery.fallback_of,
-            )
+            event = self._event(delivery, source=source, status=status, now=now, error_code=error_code,
+                                reason=reason, fallback=fallback)
             await self.outbox.add(connection, topic=DELIVERIES, key=delivery.appointment_id, event=event, now=now)
         return fallback
+
+    def _event(
+        self, delivery: Delivery, *, source: Source, status: str, now: datetime, error_code: str | None,
+        reason: str | None, fallback: Delivery | None,
+    ) -> DeliveryStatusChanged:
+        return DeliveryStatusChanged(
+            occurred_at=now, appointment_id=delivery.appointment_id, delivery_id=delivery.id,
+            service=self.service, step=delivery.step, channel=_channel(delivery.channel),
+            template=delivery.template, source=source, status=status, error_code=error_code, reason=reason,
+            fallback_channel=_channel(fallback.channel) if fallback is not None else None,
+            fallback_of=delivery.fallback_of,
+        )
 
 
 def _channel(name: str) -> Literal["sms", "email"]:

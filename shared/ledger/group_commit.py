@@ -8,7 +8,9 @@
   the batch that have the same statement, as one `executemany` when the database reports how many
   rows that changed (SQLite): statements, not commits, are what cost most per message there (each
   is several round trips to the driver's thread). When not every row changed, the batch is run
-  again unit by unit, so that each learns whether its own row changed.
+  again unit by unit, so that each learns whether its own row changed. The rows such units insert
+  when their row changed (`RowInsert`: an outcome's event in the outbox) go in one executemany per
+  statement as well.
 - While there is work, one connection serves every transaction; it goes back to the pool when there
   is none, or when a transaction on it failed.
 """
@@ -19,7 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from sqlalchemy import Update
+from sqlalchemy import Insert, Update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.observability import get_logger
@@ -30,14 +32,23 @@ Work = Callable[[AsyncConnection], Awaitable[T]]
 
 
 @dataclass(frozen=True)
+class RowInsert:
+    """A row to insert: `statement`, built once, with the row's `parameters`."""
+
+    statement: Insert
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
 class RowUpdate(Generic[T]):
-    """What a unit does, when it is one conditional UPDATE of one row then `also` if the row changed:
-    `changed` is the unit's result then."""
+    """What a unit does, when it is one conditional UPDATE of one row then, if the row changed, `inserts`
+    and `also`: `changed` is the unit's result then."""
 
     statement: Update
     parameters: dict[str, Any]
     changed: T
     also: Callable[[AsyncConnection], Awaitable[None]] | None = None
+    inserts: tuple[RowInsert, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,6 +149,12 @@ class GroupCommit(Generic[T]):
             changed = await connection.execute(updates[0].statement, [update.parameters for update in updates])
             if changed.rowcount != len(updates):
                 raise _NotEveryRowChanged()
+            inserts: dict[Insert, list[dict[str, Any]]] = {}
+            for update in updates:
+                for row in update.inserts:
+                    inserts.setdefault(row.statement, []).append(row.parameters)
+            for statement, rows in inserts.items():
+                await connection.execute(statement, rows)
             for i, update in zip(together, updates, strict=True):
                 if update.also is not None:
                     await update.also(connection)

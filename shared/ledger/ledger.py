@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Integer, Row, Select, Update, and_, bindpa
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates, is_postgres
-from shared.ledger.group_commit import GroupCommit, RowUpdate
+from shared.ledger.group_commit import GroupCommit, RowInsert, RowUpdate
 from shared.ledger.model import (
     OPEN_STATUSES,
     STAFF_TEMPLATE_PREFIX,
@@ -44,8 +44,16 @@ _CONDITIONS = {
                             deliveries.c.status == DeliveryStatus.CANCELLED.value),
 }
 
-# Run in the transaction that records an outcome: what must be recorded with it (its event, a fallback).
-AlsoRecord = Callable[[AsyncConnection], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class AlsoRecord:
+    """What must be recorded with an outcome, in its transaction, only when the outcome is recorded: rows
+    to insert (its event; the rows of outcomes recorded together go in one statement), then `run` (what
+    needs to read first: a fallback)."""
+
+    inserts: tuple[RowInsert, ...] = ()
+    run: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
 
 # The statements a dispatcher runs for every message are built once, their values left as parameters:
@@ -378,13 +386,18 @@ class DeliveryLedger:
         statement = _claimed_update(condition, tuple(sorted(values)), refund_attempt)
         parameters = {**_claim_of(delivery), **{f"new_{name}": value for name, value in values.items()}}
 
+        inserts, run = (also.inserts, also.run) if also is not None else ((), None)
+
         async def change(connection: AsyncConnection) -> bool:
             changed = (await connection.execute(statement, parameters)).rowcount == 1
-            if changed and also is not None:
-                await also(connection)
+            if changed:
+                for row in inserts:
+                    await connection.execute(row.statement, row.parameters)
+                if run is not None:
+                    await run(connection)
             return changed
 
-        changed: bool = await self._writes.run(change, RowUpdate(statement, parameters, True, also))
+        changed: bool = await self._writes.run(change, RowUpdate(statement, parameters, True, run, inserts))
         return changed
 
     # --- what the provider reports, and fallbacks (inside the caller's transaction) ---

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, delete, func, select, update
@@ -85,14 +86,17 @@ class Outbox:
     def __init__(self, table: Table) -> None:
         self.table = table
         self.dead = table.metadata.tables[f"{table.name}_dead"]
+        # Built once, the values given with each execution: building a statement costs more than running it.
+        self.insert = table.insert()
+
+    def row(self, *, topic: str, key: str, event: BaseModel, now: datetime) -> dict[str, Any]:
+        """The event's row, for `insert`."""
+        return {"topic": topic, "key": key, "value": event.model_dump_json(), "headers": event_headers(event),
+                "created_at": now}
 
     async def add(self, connection: AsyncConnection, *, topic: str, key: str, event: BaseModel, now: datetime) -> int:
         """Store the event in the caller's transaction; returns its outbox id."""
-        result = await connection.execute(
-            self.table.insert().values(
-                topic=topic, key=key, value=event.model_dump_json(), headers=event_headers(event), created_at=now
-            )
-        )
+        result = await connection.execute(self.insert, self.row(topic=topic, key=key, event=event, now=now))
         inserted = result.inserted_primary_key
         if inserted is None:
             raise RuntimeError("the database returned no id for the outbox row")
@@ -101,11 +105,8 @@ class Outbox:
     async def add_many(self, connection: AsyncConnection, events: Sequence[OutgoingEvent], now: datetime) -> None:
         """Store the events in the caller's transaction, in one statement; they are published in this order."""
         if events:
-            await connection.execute(self.table.insert(), [
-                {"topic": e.topic, "key": e.key, "value": e.event.model_dump_json(), "headers": event_headers(e.event),
-                 "created_at": now}
-                for e in events
-            ])
+            await connection.execute(self.insert, [self.row(topic=e.topic, key=e.key, event=e.event, now=now)
+                                                   for e in events])
 
     async def oldest_unpublished(self, engine: AsyncEngine, limit: int) -> list[OutboxMessage]:
         async with engine.connect() as connection:

@@ -5,9 +5,11 @@ from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import phonenumbers
+from babel import Locale
 from babel.dates import format_date, format_time
 
-_BABEL_LOCALES = {"en-CA": "en_CA", "fr-CA": "fr_CA"}
+# Parsed once: babel given a locale's name parses it and looks its data up again at each call.
+_BABEL_LOCALES = {"en-CA": Locale.parse("en_CA"), "fr-CA": Locale.parse("fr_CA")}
 
 APPOINTMENT_TYPE_NAMES: dict[str, dict[str, str]] = {
     "en-CA": {

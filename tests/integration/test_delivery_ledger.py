@@ -9,13 +9,17 @@ import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.notifier import tables as notifier_tables
 from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
-from shared.ledger.ledger import AttemptStart, DeliveryLedger
+from shared.delivery.outcomes import DeliveryOutcomes
+from shared.events.deliveries import DeliveryStatusChanged
+from shared.ledger.ledger import AlsoRecord, AttemptStart, DeliveryLedger
 from shared.ledger.model import DeliveryIntent, DeliveryStatus
 from shared.ledger.recording import rows_of
 from shared.ledger.suppressions import SuppressionList
 from shared.ledger.tables import deliveries
+from shared.outbox.store import Outbox
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -261,16 +265,32 @@ async def test_each_outcome_written_together_is_still_checked_against_its_own_cl
     assert await ledger.counts_by_status() == {"sent": 1, "sending": 1}
 
 
+async def test_outcomes_recorded_together_each_store_their_own_event_and_no_other(ledger: DeliveryLedger) -> None:
+    outcomes = DeliveryOutcomes(service="notifier", ledger=ledger, outbox=Outbox(notifier_tables.outbox))
+    await record(ledger, *(intent(step=f"step_{i}") for i in range(5)))
+    claimed = await ledger.claim_due(NOW, limit=10, lease=LEASE)
+    together, with_a_lost_claim = claimed[:3], [claimed[3], replace(claimed[4], claim_token="ran-out")]
+
+    for batch in (together, with_a_lost_claim):
+        await asyncio.gather(*(ledger.mark_sent(d, f"SM-{d.step}", NOW, outcomes.also(
+            d, source="dispatcher", status="sent", now=NOW)) for d in batch))
+
+    async with ledger.engine.connect() as connection:
+        stored = (await connection.execute(select(notifier_tables.outbox.c.value))).scalars().all()
+    events = [DeliveryStatusChanged.model_validate_json(value) for value in stored]
+    assert sorted((e.delivery_id, e.status) for e in events) == sorted((d.id, "sent") for d in claimed[:4])
+
+
 async def test_a_write_that_fails_does_not_take_the_others_written_with_it_down(ledger: DeliveryLedger) -> None:
     await record(ledger, *(intent(step=f"step_{i}") for i in range(3)))
     claimed = await ledger.claim_due(NOW, limit=10, lease=LEASE)
 
-    def also(n: int):
+    def also(n: int) -> AlsoRecord:
         async def record_with_it(connection: AsyncConnection) -> None:
             await ledger.record(connection, [intent(step=f"recorded_with_{n}")], NOW)
             if n == 1:
                 raise RuntimeError("the outbox is full")
-        return record_with_it
+        return AlsoRecord(run=record_with_it)
 
     results = await asyncio.gather(*(ledger.mark_sent(d, f"SM{n}", NOW, also(n)) for n, d in enumerate(claimed)),
                                    return_exceptions=True)
