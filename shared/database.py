@@ -9,6 +9,8 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
 
+from shared.sqlite_driver import one_trip_dbapi
+
 
 class UtcDateTime(TypeDecorator[datetime]):
     """Stores aware datetimes as UTC and always returns them aware (SQLite drops the zone)."""
@@ -39,7 +41,9 @@ def insert_ignoring_duplicates(engine_or_dialect_name: str, table: Table) -> Ins
 def create_engine(database_url: str) -> AsyncEngine:
     if database_url.startswith("sqlite"):
         # hide_parameters: a failed statement's error text must not carry patient data into logs.
-        engine = create_async_engine(database_url, connect_args={"timeout": 30}, hide_parameters=True)
+        # module: SQLAlchemy's aiosqlite adapter, each statement one trip to the driver's thread.
+        engine = create_async_engine(database_url, module=one_trip_dbapi(), connect_args={"timeout": 30},
+                                     hide_parameters=True)
 
         @event.listens_for(engine.sync_engine, "connect")
         def _sqlite_pragmas(connection: Any, _record: object) -> None:  # a DB-API connection
