@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import email.message
 import email.policy
+import functools
 import os
 import signal
 import socket
@@ -26,11 +27,18 @@ from aiosmtpd.controller import Controller
 
 @dataclass(frozen=True)
 class ReceivedMail:
-    message: email.message.EmailMessage
     mail_from: str
     recipients: tuple[str, ...]  # the envelope's RCPT TO, which may differ from the To header
     raw: bytes
     received_at: float = field(default_factory=time.time)
+
+    @functools.cached_property
+    def message(self) -> email.message.EmailMessage:
+        """The mail parsed, when first asked for: parsing every mail as it arrives (email's default
+        policy) cost the sink more CPU than the sender spent writing it."""
+        message = BytesParser(policy=email.policy.default).parsebytes(self.raw)
+        assert isinstance(message, email.message.EmailMessage)
+        return message
 
     def body(self, subtype: str = "plain") -> str:
         """The text of the body part of this subtype ("plain" or "html")."""
@@ -144,9 +152,7 @@ class SmtpSink:
             if self._failures_left > 0:
                 self._failures_left -= 1
                 return self._failure_reply
-        message = BytesParser(policy=email.policy.default).parsebytes(raw)
-        assert isinstance(message, email.message.EmailMessage)
-        mail = ReceivedMail(message, mail_from, tuple(recipients), raw)
+        mail = ReceivedMail(mail_from, tuple(recipients), raw)
         with self._changed:
             self._received.append(mail)
             self._accepted += 1

@@ -3,9 +3,11 @@ JSON line per accepted mail (envelope recipients, Message-ID, subject, time acce
 from __future__ import annotations
 
 import argparse
+import email.policy
 import json
 import signal
 import threading
+from email.parser import BytesHeaderParser
 from pathlib import Path
 
 from sandbox.smtp_sink import ReceivedMail, SmtpSink
@@ -21,8 +23,9 @@ def main() -> None:
     lock = threading.Lock()
 
     def keep(mail: ReceivedMail) -> None:
-        line = json.dumps({"to": list(mail.recipients), "message_id": mail.message["Message-ID"],
-                           "subject": mail.message["Subject"], "at": mail.received_at})
+        headers = BytesHeaderParser(policy=email.policy.default).parsebytes(mail.raw)  # the body is not read
+        line = json.dumps({"to": list(mail.recipients), "message_id": headers["Message-ID"],
+                           "subject": headers["Subject"], "at": mail.received_at})
         with lock:
             record.write(line + "\n")
 
