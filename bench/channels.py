@@ -42,10 +42,10 @@ def sample_reminder() -> bytes:
     return encode_message(composer().email(delivery, _now()), SENDER, "clinic.example").data
 
 
-async def raw_smtp(port: int, connections: int, count: int) -> float:
-    """`count` mails over `connections` reused aiosmtplib connections, the message written once beforehand
-    (what the client alone can do); returns the start (epoch s)."""
-    mail = sample_reminder()
+async def raw_smtp(port: int, connections: int, count: int, mail: bytes | None = None) -> float:
+    """`count` mails over `connections` reused aiosmtplib connections, the message (a reminder unless
+    given) written once beforehand (what the client alone can do); returns the start (epoch s)."""
+    mail = mail if mail is not None else sample_reminder()
     envelope_sender = email.utils.parseaddr(SENDER)[1]
     started = time.time()
 

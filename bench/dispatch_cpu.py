@@ -32,7 +32,6 @@ import argparse
 import asyncio
 import contextlib
 import cProfile
-import email.utils
 import os
 import sys
 import tempfile
@@ -45,9 +44,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import aiosmtplib
 from sqlalchemy import func, select
 
+from bench.channels import raw_smtp
 from bench.harness.stack import SENDER, SinkProcess, Stack
 from bench.ingest_cpu import _common
 from services.notifier import bootstrap as notifier
@@ -205,21 +204,6 @@ async def in_memory(case: str, count: int, profile: Path | None) -> Measure:
     twice = sum(1 for times in provider.sent.values() if times > 1)
     return Measure(case, None, outcomes[DeliveryStatus.SENT.value], len(due), twice, cpu, main_thread, wall,
                    len(due) / wall)
-
-
-async def raw_smtp(port: int, connections: int, count: int, mail: bytes) -> float:
-    """`count` mails over `connections` reused aiosmtplib connections; returns the start (epoch s)."""
-    envelope_sender = email.utils.parseaddr(SENDER)[1]
-    started = time.time()
-
-    async def one_connection(share: int) -> None:
-        async with aiosmtplib.SMTP(hostname="127.0.0.1", port=port) as smtp:
-            for n in range(share):
-                await smtp.sendmail(envelope_sender, [f"raw-{n}@example.com"], mail)
-
-    shares = [count // connections + (1 if i < count % connections else 0) for i in range(connections)]
-    await asyncio.gather(*(one_connection(share) for share in shares))
-    return started
 
 
 def _rate(stamps: list[float], started: float) -> float:
