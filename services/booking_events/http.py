@@ -28,7 +28,7 @@ from services.booking_events.domain.refusals import InvalidField, UnknownAppoint
 from services.booking_events.domain.series import repeated_starts
 from services.booking_events.handlers import Outcome, handle_series
 from services.booking_events.http_errors import Unauthorized, install_error_handlers
-from services.booking_events.http_gate import RequestGate, TokenBuckets, known_client
+from services.booking_events.http_gate import RequestGate, TokenBuckets
 from services.booking_events.http_models import (
     APPOINTMENT_ID_PATTERN,
     AppointmentView,
@@ -100,20 +100,20 @@ async def booking_api(request: Request) -> BookingApi:
 _api_key_header = APIKeyHeader(name="X-API-Key", auto_error=False)
 
 
+def _gate_client(request: Request) -> str:
+    """The client digest the gate found for the request's API key; the gate refused the request otherwise."""
+    client: str | None = getattr(request.state, "client", None)
+    if client is None:  # not through the gate: refused, never let in
+        raise Unauthorized
+    return client
+
+
 async def authenticated_client(
     request: Request, api_key: Annotated[str | None, Security(_api_key_header)]
 ) -> str:
-    """The caller's client digest, as the gate found it (this names the scheme in the API's document).
-
-    Refuses unknown keys; the gate already did, before the body was read.
-    """
-    client: str | None = getattr(request.state, "client", None)
-    if client is None:
-        booking: BookingApi = request.app.state.booking
-        client = known_client(booking.settings.api_keys, api_key)
-    if client is None:
-        raise Unauthorized
-    return client
+    """The caller's client digest. The gate checked the key before the body was read; `api_key` names
+    the scheme in the API's document."""
+    return _gate_client(request)
 
 
 async def idempotency_key(
@@ -125,8 +125,7 @@ async def idempotency_key(
 ) -> IdempotencyKey | None:
     if key is None:
         return None
-    # Every route under /v1 depends on authenticated_client first: the client is known by now.
-    client = await authenticated_client(request, request.headers.get("x-api-key"))
+    client = _gate_client(request)
     fingerprint = request_fingerprint(request.method, request.url.path, await request.body())
     return IdempotencyKey(client=client, key=key, fingerprint=fingerprint)
 
