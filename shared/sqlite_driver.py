@@ -119,8 +119,27 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneTripConnection(AsyncAdapt_aiosqlite_connection):
+    """Commit and rollback skip the trip when the driver has no transaction open: sqlite3 itself then
+    does nothing (it checks the same flag on its side). The pool rolls back every connection handed back
+    to it, after each commit and each read: that was a trip per transaction for nothing."""
+
     __slots__ = ()
     _cursor_cls = OneTripCursor
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
+
+    def _in_transaction(self) -> bool:
+        # Read on the event loop's thread while no statement of this connection is under way (SQLAlchemy
+        # awaits each one), so the flag is the driver's settled state. A closed connection is left to
+        # the base class.
+        driver = self._connection._connection
+        return driver is None or bool(driver.in_transaction)
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):

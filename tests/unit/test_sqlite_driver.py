@@ -74,3 +74,30 @@ async def test_a_failed_statement_raises_sqlalchemys_error_and_rolls_back_nothin
             await connection.execute(insert(patients).values(name="Maya", visits=2))
     async with engine.connect() as connection:
         assert (await connection.execute(select(func.count()).select_from(patients))).scalar_one() == 1
+
+
+async def test_a_transaction_costs_its_statements_and_its_commit_and_nothing_when_handed_back(
+    engine: AsyncEngine, trips: list[object]
+) -> None:
+    before = len(trips)
+    async with engine.begin() as connection:
+        await connection.execute(insert(patients).values(name="Maya", visits=1))
+    assert len(trips) - before == 2  # the insert and the commit; the pool's reset has nothing to undo
+
+    before = len(trips)
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(func.count()).select_from(patients))).scalar_one() == 1
+    assert len(trips) - before == 1  # a read opens no transaction: nothing to roll back
+
+
+async def test_work_left_uncommitted_is_still_rolled_back_when_the_connection_is_handed_back(
+    engine: AsyncEngine,
+) -> None:
+    async with engine.connect() as connection:
+        await connection.execute(insert(patients).values(name="Maya", visits=1))
+        # handed back without commit
+    async with engine.connect() as connection:
+        await connection.execute(insert(patients).values(name="Sam", visits=1))
+        await connection.rollback()
+    async with engine.connect() as connection:
+        assert (await connection.execute(select(func.count()).select_from(patients))).scalar_one() == 0
