@@ -84,9 +84,9 @@ async def apply_commands(
     ids = list(dict.fromkeys(q.command.appointment_id for q in queued))
     try:
         async with store.transaction() as connection:
-            await store.lock_appointments(connection, ids)
-            stored = await store.find_appointments(connection, ids)
-            in_series = await store.in_series(connection, ids)
+            stored = await store.lock_and_find_appointments(connection, ids)
+            # A plan's sessions are booked with the plan: an appointment not stored yet is none of them.
+            in_series = await store.in_series(connection, list(stored)) if stored else set()
             current = dict(stored)
             changed: dict[str, None] = {}
             decisions: list[Decision] = []

@@ -33,9 +33,8 @@ BOOKING_OUTBOX = Outbox(outbox_table)
 # The statements a batch of commands runs, built once: building and keying a statement costs more
 # than executing it on SQLite.
 _IDS: BindParameter[str] = bindparam("ids", expanding=True)
-_LOCK_MANY = (update(appointments).where(appointments.c.appointment_id.in_(_IDS))
-              .values(sequence=appointments.c.sequence))
-_FIND_MANY = select(appointments).where(appointments.c.appointment_id.in_(_IDS))
+_LOCK_AND_FIND_MANY = (update(appointments).where(appointments.c.appointment_id.in_(_IDS))
+                       .values(sequence=appointments.c.sequence).returning(*appointments.c))
 _IN_SERIES = select(series_sessions.c.appointment_id).where(series_sessions.c.appointment_id.in_(_IDS))
 _INSERT_APPOINTMENTS = appointments.insert()
 _INSERT_RESPONSES = idempotency_keys.insert()
@@ -74,9 +73,13 @@ class BookingStore:
             .values(sequence=appointments.c.sequence)
         )
 
-    async def lock_appointments(self, connection: AsyncConnection, appointment_ids: Sequence[str]) -> None:
-        """`lock_appointment` for several appointments in one statement."""
-        await connection.execute(_LOCK_MANY, {"ids": list(appointment_ids)})
+    async def lock_and_find_appointments(
+        self, connection: AsyncConnection, appointment_ids: Sequence[str]
+    ) -> dict[str, Appointment]:
+        """`lock_appointment` for several appointments in one statement, which also reads them: the
+        appointments of those ids that exist, by id, as they are under the lock."""
+        rows = await connection.execute(_LOCK_AND_FIND_MANY, {"ids": list(appointment_ids)})
+        return {row.appointment_id: _appointment(row) for row in rows}
 
     async def find_appointment(
         self, connection: AsyncConnection, appointment_id: str
@@ -87,13 +90,6 @@ class BookingStore:
             )
         ).one_or_none()
         return None if row is None else _appointment(row)
-
-    async def find_appointments(
-        self, connection: AsyncConnection, appointment_ids: Sequence[str]
-    ) -> dict[str, Appointment]:
-        """The appointments of those ids that exist, by id."""
-        rows = await connection.execute(_FIND_MANY, {"ids": list(appointment_ids)})
-        return {row.appointment_id: _appointment(row) for row in rows}
 
     async def find_updated_at(
         self, connection: AsyncConnection, appointment_id: str

@@ -304,3 +304,19 @@ async def test_a_burst_of_bookings_is_written_in_a_few_transactions_not_one_per_
     assert [answer.status_code for answer in answers] == [201] * 15
     assert len(await outbox_values(engine)) == 15
     assert len(commits) <= 3
+
+
+async def test_a_new_booking_costs_three_statements_in_its_transaction(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Locking and reading the appointment is one statement, and a new appointment is not looked up
+    among the treatment plans' sessions (a session is booked with its plan, never alone)."""
+    statements: list[str] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, *_: statements.append(" ".join(statement.split()[:3])))
+
+    answer = await client.post("/v1/appointments", json=booking(appointment_id="apt-alone"))
+
+    assert answer.status_code == 201
+    assert statements == ["UPDATE booking_appointments SET", "INSERT INTO booking_appointments",
+                          "INSERT INTO booking_outbox"]
