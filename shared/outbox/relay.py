@@ -93,6 +93,8 @@ class OutboxRelay:
         self.backlog_interval_s = backlog_interval_s
         self.wakeup = asyncio.Event()
         self._backlog_exported_at = float("-inf")
+        self._unpublished_shown = -1  # the backlog last exported (-1: none yet)
+        self._read_all = False  # the last round read every pending row and left none behind
 
     def wake(self) -> None:
         """Called after an event is committed, so it goes out now rather than at the next poll."""
@@ -101,8 +103,11 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """One round; returns how many rows left the outbox (published or moved aside). Raises when
         some could not be sent."""
-        batch = one_per_appointment(await self.outbox.oldest_unpublished(self.engine, self.batch_size))
+        self._read_all = False
+        pending = await self.outbox.oldest_unpublished(self.engine, self.batch_size)
+        batch = one_per_appointment(pending)
         if not batch:
+            self._read_all = True
             return 0
         result = await self.publisher.publish(batch)
         now = self.clock()
@@ -116,7 +121,11 @@ class OutboxRelay:
                           reason=reason, table=self.outbox.dead.name)
         if result.error is not None:
             raise result.error
-        return len(result.acknowledged) + len(result.unpublishable)
+        gone = len(result.acknowledged) + len(result.unpublishable)
+        # Fewer rows than asked for, each the only one of its key, all gone: nothing was left pending
+        # at the read. Rows committed since then woke the relay (`wake`), which cleared before reading.
+        self._read_all = len(pending) < self.batch_size and len(batch) == len(pending) == gone
+        return gone
 
     async def run(self, stop: asyncio.Event | None = None) -> None:
         """Relay until `stop` is set (or the task is cancelled); every failure is retried with backoff."""
@@ -165,8 +174,9 @@ class OutboxRelay:
             if backoff != self.first_backoff_s:
                 log.info("outbox_publish_recovered", service=self.service)
                 backoff = self.first_backoff_s
-            await self._export_backlog(force=published == 0)
-            if published == 0:
+            # Drained: the backlog is shown at once unless it already shows none.
+            await self._export_backlog(force=self._read_all and self._unpublished_shown != 0)
+            if self._read_all or published == 0:  # nothing to read before the next wake or poll
                 await self._pause(stop, self.poll_interval_s, self.wakeup)
 
     async def _take_lock(self, stop: asyncio.Event) -> AsyncConnection | None:
@@ -223,6 +233,7 @@ class OutboxRelay:
             log.debug("outbox_backlog_unavailable", error=type(error).__name__)
             return
         self._backlog_exported_at = time.monotonic()
+        self._unpublished_shown = backlog.unpublished
         OUTBOX_UNPUBLISHED.labels(self.service).set(backlog.unpublished)
         oldest = backlog.oldest_created_at
         OUTBOX_OLDEST_AGE.labels(self.service).set(
