@@ -2,7 +2,9 @@
 (100,000 of 1,000,000) due at the same instant, drained by the notifier process(es) to a fast SMTP sink;
 drain rate next to the raw aiosmtplib rate over the same number of connections to the same sink,
 lateness of the first 1,000 sent, the time one new message due now takes to go out among the rest,
-and the notifier's resident memory sampled throughout."""
+the notifier's resident memory sampled throughout, and then how fast the notifier(s) on that ledger ingest
+a batch of appointment events (patients consenting to email and SMS: each event records its messages into
+the grown ledger, and its dispatcher sends the confirmations and notices meanwhile)."""
 from __future__ import annotations
 
 import asyncio
@@ -15,16 +17,20 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+from aiokafka import AIOKafkaConsumer
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.channels import raw_smtp
-from bench.end_to_end import start_notifier
+from bench.end_to_end import start_groups_at_end, start_notifier
 from bench.harness.databases import new_postgres_database
 from bench.harness.machine import rss_mib, tree_rss_mib
 from bench.harness.stack import SinkProcess, Stack
 from bench.harness.stats import percentile
+from bench.ingest import WORKLOADS, day_of_events, lag, partitions_of, produce
 from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
 from shared.database import create_engine, create_tables
 from shared.templates.sample import sample_context
+from shared.topics import APPOINTMENTS, CONSENT
 
 POOL_SIZE = 4
 LEAD_S = 5.0
@@ -117,6 +123,30 @@ class RssSampler:
             self.samples.append(sum(value or 0.0 for value in values))
 
 
+async def ingest_rate(bootstrap_servers: str, group: str, appointments: int) -> dict[str, Any]:
+    """Book, reschedule and complete `appointments` appointments (3 events each, a patient each); the
+    time from the first event's production until the notifiers' group has committed the last."""
+    partitions = await partitions_of(bootstrap_servers)
+    offsets = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None)
+    await offsets.start()
+    try:
+        day = day_of_events(appointments, uuid.uuid4().hex[:8], WORKLOADS["consenting"])
+        began = time.perf_counter()
+        await produce(bootstrap_servers, day)
+        ends = await offsets.end_offsets(partitions)
+    finally:
+        await offsets.stop()
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    await admin.start()
+    try:
+        while await lag(admin, ends, group):
+            await asyncio.sleep(0.05)
+    finally:
+        await admin.close()
+    seconds = time.perf_counter() - began
+    return {"ingest_events": len(day), "ingest_s": seconds, "ingest_per_s": len(day) / seconds}
+
+
 def _wait_sent(sink: SinkProcess, tag: str, count: int, timeout: float, since: float = 0.0) -> list[float]:
     deadline = time.monotonic() + timeout
     while True:
@@ -126,7 +156,8 @@ def _wait_sent(sink: SinkProcess, tag: str, count: int, timeout: float, since: f
         time.sleep(0.5)
 
 
-def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: float) -> dict[str, Any]:
+def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: float,
+             ingest_appointments: int) -> dict[str, Any]:
     postgres = stack.ensure_postgres()
     sink = stack.start_sink(f"scale-sink-{total}-{instances}")
     sandbox = stack.start_sandbox(f"scale-sandbox-{total}-{instances}")
@@ -134,6 +165,9 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
     tag = "s" + uuid.uuid4().hex[:5]
     filled = asyncio.run(fill_ledger(url, total, due, tag))
     group = f"notifier-{uuid.uuid4().hex[:6]}"
+    bootstrap = stack.ensure_kafka().bootstrap_servers
+    # The group reads only this case's events, not those an earlier case ingested.
+    asyncio.run(start_groups_at_end(bootstrap, {group: APPOINTMENTS, f"{group}.consent": CONSENT}))
     notifiers = [start_notifier(stack, sink, url, name=f"scale-notifier-{total}-{i}", group_id=group,
                                 sandbox=sandbox, extra={"SMTP_POOL_SIZE": str(POOL_SIZE)})
                  for i in range(instances)]
@@ -151,6 +185,7 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
         added_at = time.time()
         asyncio.run(add_one_due_now(url, tag))
         one = _wait_sent(sink, tag, 1, 60.0, since=added_at)
+        ingested = asyncio.run(ingest_rate(bootstrap, group, ingest_appointments))
     for service in notifiers:
         service.stop()
     stack.stop(sink)
@@ -164,7 +199,7 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
         "notifier_rss_mib_max": max(sampler.samples, default=None),
         "notifier_rss_mib_first": sampler.samples[0] if sampler.samples else None,
         "notifier_rss_mib_last": sampler.samples[-1] if sampler.samples else None,
-    }
+    } | ingested
 
 
 def channel_rate(stack: Stack, count: int) -> float:
@@ -176,23 +211,25 @@ def channel_rate(stack: Stack, count: int) -> float:
     return len(stamps) / (max(stamps) - started)
 
 
-# Ledger sizes, the most due at once (a tenth of the ledger up to it), notifier instances.
-SIZES: dict[str, tuple[list[int], int, tuple[int, ...]]] = {
-    "quick": ([2_000], 100, (1, 2)),
-    "medium": ([10_000, 100_000], 1_000, (1, 2)),
-    "full": ([10_000, 100_000, 1_000_000], 100_000, (1, 2, 4)),
+# Ledger sizes, the most due at once (a tenth of the ledger up to it), notifier instances, appointments
+# whose events (3 each) are ingested on the grown ledger.
+SIZES: dict[str, tuple[list[int], int, tuple[int, ...], int]] = {
+    "quick": ([2_000], 100, (1, 2), 50),
+    "medium": ([10_000, 100_000], 1_000, (1, 2), 500),
+    "full": ([10_000, 100_000, 1_000_000], 100_000, (1, 2, 4), 1_000),
 }
 
 
 def run(stack: Stack, form: str, scales: list[int] | None = None, instances: tuple[int, ...] | None = None
         ) -> dict[str, Any]:
-    default_scales, most_due, default_instances = SIZES[form]
+    default_scales, most_due, default_instances, ingest_appointments = SIZES[form]
     scales = scales or default_scales
     instances = instances or default_instances
     drain_timeout = 60.0 if form == "quick" else 3600.0
-    rows = [one_case(stack, total, min(most_due, max(1, total // 10)), 1, drain_timeout) for total in scales]
+    rows = [one_case(stack, total, min(most_due, max(1, total // 10)), 1, drain_timeout, ingest_appointments)
+            for total in scales]
     smallest = min(scales)
-    instance_rows = [one_case(stack, smallest, min(most_due, max(1, smallest // 10)), count, drain_timeout)
-                     for count in instances if count > 1]
+    instance_rows = [one_case(stack, smallest, min(most_due, max(1, smallest // 10)), count, drain_timeout,
+                              ingest_appointments) for count in instances if count > 1]
     return {"rows": rows, "instances": [rows[scales.index(smallest)], *instance_rows],
             "channel_rate_per_s": channel_rate(stack, 200 if form == "quick" else 2000), "pool_size": POOL_SIZE}
