@@ -15,7 +15,21 @@ from datetime import datetime, timedelta
 from enum import Enum
 from typing import Any
 
-from sqlalchemy import ColumnElement, Integer, Row, Select, Update, and_, bindparam, func, or_, select, true, update
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Row,
+    Select,
+    Update,
+    and_,
+    bindparam,
+    func,
+    or_,
+    select,
+    true,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import insert_ignoring_duplicates, is_postgres
@@ -91,24 +105,32 @@ def _begin_statement(opt_out_channel: str | None) -> Update:
 
 @functools.cache
 def _claim_statements(of_one_channel: bool, skip_locked: bool) -> tuple[Select[Any], Update]:
+    """The claim's two statements: find the earliest due (and lock them, skipping rows another
+    dispatcher holds), then take them.
+
+    A message is due when it is pending and its time has come, or when it is being sent and its lease
+    ran out. The two are looked for apart, each the earliest first along the (status, due_at) index,
+    and only then put together: asked for at once (`a OR b ORDER BY due_at`), the database cannot walk
+    one index in order for both, so it read and sorted every due row to return the first few (on
+    PostgreSQL, 100,000 due among a million: 0.3 s a claim)."""
     now = bindparam("claim_now", type_=deliveries.c.due_at.type)
-    due = or_(
-        and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now),
-        and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now),
-    )
-    if of_one_channel:
-        due = and_(due, deliveries.c.channel == bindparam("claim_channel"))
-    find = (
-        select(deliveries.c.id, deliveries.c.status, deliveries.c.attempt_started_at)
-        .where(due)
-        .order_by(deliveries.c.due_at)
-        .limit(bindparam("claim_limit", type_=Integer()))
-    )
-    if skip_locked:
-        find = find.with_for_update(skip_locked=True)
+    limit = bindparam("claim_limit", type_=Integer())
+    pending = and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now)
+    lease_over = and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now)
+    of_channel = deliveries.c.channel == bindparam("claim_channel") if of_one_channel else true()
+
+    def earliest(due: ColumnElement[bool]) -> Select[Any]:
+        found = (select(deliveries.c.id, deliveries.c.status, deliveries.c.attempt_started_at, deliveries.c.due_at)
+                 .where(due, of_channel).order_by(deliveries.c.due_at).limit(limit))
+        if skip_locked:
+            found = found.with_for_update(skip_locked=True)
+        return select(found.subquery())  # a locking SELECT may stand in a UNION only as a subquery
+
+    both = union_all(earliest(pending), earliest(lease_over)).subquery()
+    find = select(both).order_by(both.c.due_at).limit(limit)
     take = (
         update(deliveries)
-        .where(deliveries.c.id.in_(bindparam("claim_ids", expanding=True)), due)
+        .where(deliveries.c.id.in_(bindparam("claim_ids", expanding=True)), or_(pending, lease_over), of_channel)
         .values(status=DeliveryStatus.SENDING.value, attempts=deliveries.c.attempts + 1,
                 **_new("lease_until", "claim_token", "attempt_started_at", "updated_at"))
         .returning(*deliveries.c)

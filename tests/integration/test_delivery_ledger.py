@@ -4,6 +4,7 @@ from __future__ import annotations
 import asyncio
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import pytest
 from sqlalchemy import event, func, select
@@ -20,6 +21,8 @@ from shared.ledger.recording import rows_of
 from shared.ledger.suppressions import SuppressionList
 from shared.ledger.tables import deliveries
 from shared.outbox.store import Outbox
+from tests.conftest import create_postgres_database
+from tests.support.postgres_server import PostgresServer
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -338,3 +341,40 @@ async def test_a_claim_to_send_says_which_patients_opted_out_of_the_channel(ledg
         "confirmation": True, "reminder_2h": True, "staff_alert:c1": False, "reminder_24h": False}
     # Claimed all the same: the dispatcher records why it does not send them.
     assert await ledger.counts_by_status() == {"sending": 4, "pending": 1}
+
+
+async def test_a_claim_among_thousands_due_reads_only_the_earliest_not_every_due_row(postgres: PostgresServer) -> None:
+    """The scheduler's claim walks the due messages in due order and stops at what it takes: it does not
+    read and sort every due row to return the first few (100,000 due among a million made each claim
+    0.3 s on PostgreSQL, and the drain crawled)."""
+    engine = create_engine(await create_postgres_database(postgres))
+    await create_tables(engine, NOTIFIER_SCHEMA)
+    ledger = DeliveryLedger(engine)
+    due = [replace(intent(step=f"reminder-{n}", due_in=-timedelta(seconds=n)), appointment_id=f"apt-{n}")
+           for n in range(3_000)]
+    async with engine.begin() as connection:
+        await connection.execute(deliveries.insert(), rows_of(due, NOW))
+        await connection.exec_driver_sql("ANALYZE deliveries")
+    plans: list[Any] = []
+
+    def explain(_connection: Any, cursor: Any, statement: str, parameters: Any, *_: Any) -> None:
+        if statement.lstrip().startswith("SELECT") and "FOR UPDATE SKIP LOCKED" in statement:
+            cursor.execute("EXPLAIN (ANALYZE, FORMAT JSON) " + statement, parameters)
+            plans.append(cursor.fetchall()[0][0])
+
+    event.listen(engine.sync_engine, "before_cursor_execute", explain)
+    try:
+        claimed = await ledger.claim_to_send(NOW, 10, timedelta(seconds=60), "email")
+    finally:
+        await engine.dispose()
+
+    assert [c.delivery.step for c in claimed] == [f"reminder-{n}" for n in range(2_999, 2_989, -1)]
+    [plan] = plans
+    assert isinstance(plan, list), plan
+    read = sum(node.get("Actual Rows", 0) for node in _nodes(plan[0]["Plan"])
+               if node.get("Relation Name") == "deliveries")
+    assert read <= 20, f"the claim read {read} rows of deliveries to take 10"
+
+
+def _nodes(node: dict[str, Any]) -> list[dict[str, Any]]:
+    return [node, *(each for child in node.get("Plans", []) for each in _nodes(child))]
