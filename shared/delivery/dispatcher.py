@@ -53,11 +53,10 @@ from shared.delivery.metrics import (
 from shared.delivery.outcomes import DeliveryOutcomes
 from shared.delivery.retry import RetryPolicy
 from shared.ledger.ledger import AttemptStart, Claimed, DeliveryLedger
-from shared.ledger.model import Delivery, DeliveryStatus, is_staff_template
+from shared.ledger.model import CHANNELS, Delivery, DeliveryStatus, is_staff_template
 from shared.ledger.suppressions import SuppressionList
 from shared.observability import DELIVERIES, DISPATCH_DELAY, LEDGER_BACKLOG, get_logger
 
-CHANNELS = ("email", "sms")
 OPTED_OUT_CODE = "21610"
 BACKLOG_REPORT_INTERVAL_SECONDS = 15.0
 # Twilio's DateSent is the provider's clock, not ours: look a little before our attempt began.

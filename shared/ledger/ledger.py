@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from shared.database import insert_ignoring_duplicates, is_postgres
 from shared.ledger.group_commit import GroupCommit, RowInsert, RowUpdate
 from shared.ledger.model import (
+    CHANNELS,
     OPEN_STATUSES,
     STAFF_TEMPLATE_PREFIX,
     Delivery,
@@ -477,16 +478,22 @@ class DeliveryLedger:
         return _row_to_delivery(inserted) if inserted is not None else None
 
     async def due_backlog(self, now: datetime) -> tuple[int, datetime | None]:
-        """How many pending messages are due now, and the due time of the oldest of them."""
+        """How many pending messages are due now, and the due time of the oldest of them (asked of each
+        channel: each is a range of the due index)."""
+        count, oldest = 0, None
         async with self.engine.connect() as connection:
-            row = (
-                await connection.execute(
-                    select(func.count(), func.min(deliveries.c.due_at)).where(
-                        and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now)
+            for channel in CHANNELS:
+                due, first = (
+                    await connection.execute(
+                        select(func.count(), func.min(deliveries.c.due_at)).where(
+                            deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.channel == channel,
+                            deliveries.c.due_at <= now,
+                        )
                     )
-                )
-            ).one()
-        return int(row[0]), row[1]
+                ).one()
+                count += int(due)
+                oldest = first if oldest is None or (first is not None and first < oldest) else oldest
+        return count, oldest
 
     # --- for operators ---
 

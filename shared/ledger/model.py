@@ -18,6 +18,8 @@ class DeliveryStatus(StrEnum):
 
 OPEN_STATUSES = (DeliveryStatus.PENDING, DeliveryStatus.SENDING)
 
+CHANNELS = ("email", "sms")
+
 # Messages to the clinic's staff (on-call escalations, reviews), not to patients: patient consent
 # lists never silence them and they carry no unsubscribe.
 STAFF_TEMPLATE_PREFIX = "staff_"

@@ -58,7 +58,9 @@ deliveries = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("updated_at", UtcDateTime(), nullable=False),
     UniqueConstraint("appointment_id", "step", "channel", "appointment_version", name="uq_delivery_intent"),
-    Index("ix_deliveries_status_due", "status", "due_at"),
+    # The dispatcher's claims and next-due times are per channel: each is a range of this index, in due
+    # order (one channel's messages are not found by walking past the other's).
+    Index("ix_deliveries_status_channel_due", "status", "channel", "due_at"),
     Index("ix_deliveries_appointment", "appointment_id"),
     Index("ix_deliveries_provider_id", "provider_id"),
 )
