@@ -27,8 +27,9 @@ from bench.harness.machine import rss_mib, tree_rss_mib
 from bench.harness.stack import SinkProcess, Stack
 from bench.harness.stats import percentile
 from bench.ingest import WORKLOADS, day_of_events, lag, partitions_of, produce
-from services.notifier.tables import SCHEMA as NOTIFIER_SCHEMA
-from shared.database import create_engine, create_tables
+from services.notifier.migrations import MIGRATIONS
+from shared.database import create_engine
+from shared.schema_migrations import upgrade_to_head
 from shared.templates.sample import sample_context
 from shared.topics import APPOINTMENTS, CONSENT
 
@@ -49,7 +50,7 @@ async def fill_ledger(url: str, total: int, due: int, tag: str) -> dict[str, Any
     """COPY `total` pending rows: the first `due` parked far ahead, the rest spread over the coming
     month; returns the COPY's rate. `release` later makes the parked ones due at one instant."""
     engine = create_engine(url)
-    await create_tables(engine, NOTIFIER_SCHEMA)
+    await upgrade_to_head(engine, MIGRATIONS)  # as the notifier makes its schema
     await engine.dispose()
     connection = await asyncpg.connect(url.replace("postgresql+asyncpg://", "postgresql://"))
     context = json.dumps(sample_context("physiotherapy", "en-CA", "reminder"), default=str)
