@@ -330,20 +330,16 @@ class DeliveryLedger:
         return started
 
     async def next_due_at(self, channel: str | None = None) -> datetime | None:
-        """When the next message (of one channel, if given) is due: a pending one, or a lease that ends."""
+        """When the next message (of one channel, if given) is due: a pending one, or a lease that ends.
+        One statement: the dispatcher asks it each time a claim finds a channel with nothing more due."""
         of_channel = deliveries.c.channel == channel if channel is not None else true()
+        pending = select(func.min(deliveries.c.due_at)).where(
+            deliveries.c.status == DeliveryStatus.PENDING.value, of_channel)
+        leased = select(func.min(deliveries.c.lease_until)).where(
+            deliveries.c.status == DeliveryStatus.SENDING.value, of_channel)
         async with self.engine.connect() as connection:
-            pending = await connection.scalar(
-                select(func.min(deliveries.c.due_at)).where(
-                    deliveries.c.status == DeliveryStatus.PENDING.value, of_channel
-                )
-            )
-            leased = await connection.scalar(
-                select(func.min(deliveries.c.lease_until)).where(
-                    deliveries.c.status == DeliveryStatus.SENDING.value, of_channel
-                )
-            )
-        candidates = [moment for moment in (pending, leased) if moment is not None]
+            row = (await connection.execute(select(pending.scalar_subquery(), leased.scalar_subquery()))).one()
+        candidates = [moment for moment in row if moment is not None]
         return min(candidates) if candidates else None
 
     async def mark_sent(

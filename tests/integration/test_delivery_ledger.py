@@ -220,6 +220,19 @@ async def test_a_stop_cancels_patient_messages_to_the_number_but_not_staff_messa
     assert left.template == "staff_alert"
 
 
+async def test_when_the_next_message_is_due_is_one_statement(ledger: DeliveryLedger) -> None:
+    """Asked each time a claim finds nothing more due on a channel: a pending message or a lease that ends."""
+    await record(ledger, intent(step="later", due_in=timedelta(hours=2)),
+                 intent(step="soon", due_in=timedelta(hours=1)))
+    await ledger.claim_to_send(NOW + timedelta(hours=1), 1, timedelta(minutes=5), "email")
+    statements: list[str] = []
+    event.listen(ledger.engine.sync_engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
+
+    assert await ledger.next_due_at("email") == NOW + timedelta(hours=1, minutes=5)  # the lease of "soon"
+    assert await ledger.next_due_at("sms") is None
+    assert len(statements) == 2
+
+
 async def test_the_due_backlog_counts_pending_messages_due_now(ledger: DeliveryLedger) -> None:
     await record(ledger, intent(), intent(step="later", due_in=timedelta(hours=1)))
     assert await ledger.due_backlog(NOW + timedelta(minutes=5)) == (1, NOW)
