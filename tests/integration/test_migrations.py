@@ -466,6 +466,17 @@ async def test_a_database_made_by_create_all_just_before_migrations_is_adopted(
     assert await differences(engine, service) == []
 
 
+async def test_a_database_made_by_create_all_of_this_version_is_adopted_and_reaches_head(
+    service: Service, engine: AsyncEngine
+) -> None:
+    """Tables made by this version's `create_all` (as tests and benchmarks make them), no version table:
+    adopted at the baseline, every later revision finds what it adds already there and moves on."""
+    await create_all(engine, service.schema)
+    await upgrade_to_head(engine, service.migrations)
+    assert await revision_of(engine, service) == service.migrations.head()
+    assert await differences(engine, service) == []
+
+
 async def test_an_upgrade_at_head_changes_nothing(service: Service, engine: AsyncEngine) -> None:
     await upgrade_to_head(engine, service.migrations)
     await upgrade_to_head(engine, service.migrations)

@@ -1,5 +1,8 @@
 """The reminder texts the notifier reported sent (clinic.deliveries.v1): what a patient's text answers.
 
+A database made by `create_all` of a later version already has the table: it is then left as it is
+(`if_missing`).
+
 Revision ID: 0003
 Revises: 0002
 Create Date: 2026-11-26 17:41:55.104030
@@ -11,6 +14,7 @@ import sqlalchemy as sa
 from alembic import op
 
 from shared.database import UtcDateTime
+from shared.schema_migrations import if_missing
 
 revision = "0003"
 down_revision = "0002"
@@ -19,7 +23,7 @@ depends_on = None
 
 
 def upgrade() -> None:
-    op.create_table(
+    if_missing.create_table(
         "aftercare_sent_reminders",
         sa.Column("delivery_id", sa.String(length=36), nullable=False),
         sa.Column("appointment_id", sa.String(length=100), nullable=False),
@@ -29,7 +33,7 @@ def upgrade() -> None:
         sa.Column("recorded_at", UtcDateTime(), nullable=False),
         sa.PrimaryKeyConstraint("delivery_id"),
     )
-    with op.batch_alter_table("aftercare_sent_reminders", schema=None) as batch_op:
+    with if_missing.batch_alter_table("aftercare_sent_reminders", schema=None) as batch_op:
         batch_op.create_index("ix_sent_reminders_appointment", ["appointment_id", "sent_at"], unique=False)
 
 
