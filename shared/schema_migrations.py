@@ -234,3 +234,14 @@ class OperationsIfMissing:
 
 
 if_missing = OperationsIfMissing()
+
+
+def replace_index(table: str, old: str, new: str, columns: list[str]) -> None:
+    """In a revision: index `table` by `new` on `columns` instead of `old`, taking only the steps still to
+    be taken (a database made by `create_all` of a later version has `new` and not `old` already)."""
+    present = {index["name"] for index in inspect(op.get_bind()).get_indexes(table)}
+    with op.batch_alter_table(table, schema=None) as batch_op:
+        if new not in present:
+            batch_op.create_index(new, columns, unique=False)
+        if old in present:
+            batch_op.drop_index(old)

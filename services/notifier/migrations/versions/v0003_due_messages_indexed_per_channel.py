@@ -14,8 +14,7 @@ Create Date: 2026-11-27 03:45:00.000000
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from alembic import op
+from shared.schema_migrations import replace_index
 
 revision = "0003"
 down_revision = "0002"
@@ -25,23 +24,9 @@ depends_on = None
 OLD, NEW = "ix_deliveries_status_due", "ix_deliveries_status_channel_due"
 
 
-def _indexes() -> set[str | None]:
-    return {index["name"] for index in sa.inspect(op.get_bind()).get_indexes("deliveries")}
-
-
 def upgrade() -> None:
-    present = _indexes()
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        if NEW not in present:
-            batch_op.create_index(NEW, ["status", "channel", "due_at"], unique=False)
-        if OLD in present:
-            batch_op.drop_index(OLD)
+    replace_index("deliveries", OLD, NEW, ["status", "channel", "due_at"])
 
 
 def downgrade() -> None:
-    present = _indexes()
-    with op.batch_alter_table("deliveries", schema=None) as batch_op:
-        if OLD not in present:
-            batch_op.create_index(OLD, ["status", "due_at"], unique=False)
-        if NEW in present:
-            batch_op.drop_index(NEW)
+    replace_index("deliveries", NEW, OLD, ["status", "due_at"])
