@@ -8,9 +8,9 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import BaseModel
 from selenium import webdriver
+from selenium.common.exceptions import WebDriverException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.remote.webelement import WebElement
-from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import WebDriverWait
 
 from services.aftercare.views import recent_escalations
@@ -155,12 +155,27 @@ async def opt_out(database_url: str, channel: str, address: str, source: str, at
         await engine.dispose()
 
 
+def answered_page_loaded(browser: webdriver.Chrome) -> bool:
+    """True once the page the form was sent from is gone and its answer has loaded.
+
+    The form's page carries a marker in its window; a new document has none. Chrome may
+    answer a question about the old page's elements mid-navigation with an error other
+    than "stale element", so the question is asked of the document, and a navigation
+    still under way counts as "not yet".
+    """
+    try:
+        return bool(browser.execute_script(
+            "return window.lookupSent === undefined && document.readyState === 'complete'"))
+    except WebDriverException:
+        return False
+
+
 def look_up(browser: webdriver.Chrome, console: Console, address: str) -> None:
     browser.get(f"{console.url}/suppressions")
-    field = browser.find_element(By.ID, "address")
-    field.send_keys(address)
+    browser.find_element(By.ID, "address").send_keys(address)
+    browser.execute_script("window.lookupSent = true")
     browser.find_element(By.ID, "lookup").click()
-    WebDriverWait(browser, WAIT_S).until(expected_conditions.staleness_of(field))
+    WebDriverWait(browser, WAIT_S).until(answered_page_loaded)
 
 
 def answers(browser: webdriver.Chrome) -> list[str]:
