@@ -192,11 +192,13 @@ class Dispatcher:
                 continue
             started_at = loop.time()
             claimed = await self.ledger.claim_to_send(now, wanted, self.lease, channel)
+            # What is claimed is on its way before anything else is asked of the database: a question
+            # that fails after the claim must not leave it claimed with no task to send it.
             lane.claimed_now((claim.delivery.id for claim in claimed), loop.time() - started_at)
-            if len(claimed) < wanted:
-                await self._quiet_until_next_due(channel, now)
             for claim in claimed:
                 tasks.append(self._start(claim, now))
+            if len(claimed) < wanted:
+                await self._quiet_until_next_due(channel, now)
         return tasks
 
     async def _quiet_until_next_due(self, channel: str, now: datetime) -> None:

@@ -10,6 +10,7 @@ import pytest
 from icalendar import Calendar
 from pydantic import SecretStr
 from sqlalchemy import text
+from sqlalchemy.exc import OperationalError
 
 from sandbox.smtp_sink import SmtpSink
 from services.notifier import bootstrap
@@ -244,6 +245,35 @@ async def test_the_dispatcher_keeps_sending_after_the_database_was_unavailable(s
         stop.set()
         await asyncio.wait_for(running, timeout=15)
     assert len(mails_to(sink, "d11@example.com")) == 1
+
+
+async def test_messages_claimed_just_before_the_database_failed_are_still_sent(setup, sink, monkeypatch) -> None:
+    """The database goes away between a claim and the question that follows it (when is the next message
+    due?): what was claimed is sent all the same, and the channel goes on taking new messages."""
+    dispatcher, _ = setup
+    asked = dispatcher.ledger.next_due_at
+    failures = []
+
+    async def fails_once(channel: str) -> datetime | None:
+        if not failures:
+            failures.append(channel)
+            raise OperationalError("SELECT min(due_at) ...", {}, ConnectionResetError("connection reset by peer"))
+        return await asked(channel)
+
+    monkeypatch.setattr(dispatcher.ledger, "next_due_at", fails_once)
+    await record_confirmation(dispatcher, "d16@example.com", "+14165550174")
+    stop = asyncio.Event()
+    running = asyncio.create_task(dispatcher.run(stop))
+    try:
+        assert await wait_until(lambda: _counts_are(dispatcher, {"sent": 2})), await statuses(dispatcher)
+        assert failures, "the question after the claim failed once"
+        await record_confirmation(dispatcher, "d17@example.com", "+14165550175")
+        dispatcher.wake()
+        assert await wait_until(lambda: _counts_are(dispatcher, {"sent": 4})), await statuses(dispatcher)
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, timeout=15)
+    assert len(mails_to(sink, "d16@example.com")) == 1 and len(mails_to(sink, "d17@example.com")) == 1
 
 
 async def _counts_are(dispatcher: Dispatcher, expected: dict[str, int]) -> bool:
