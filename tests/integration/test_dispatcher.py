@@ -252,7 +252,7 @@ async def test_messages_claimed_just_before_the_database_failed_are_still_sent(s
     due?): what was claimed is sent all the same, and the channel goes on taking new messages."""
     dispatcher, _ = setup
     asked = dispatcher.ledger.next_due_at
-    failures = []
+    failures: list[str] = []
 
     async def fails_once(channel: str) -> datetime | None:
         if not failures:
