@@ -31,13 +31,20 @@ def booking_env(stack: Stack, database_url: str, port: int) -> dict[str, str]:
     }
 
 
-def start_booking(stack: Stack, database_url: str, name: str) -> tuple[str, Any]:
+def start_booking(stack: Stack, database_url: str, name: str, processes: int = 1) -> tuple[str, list[Any]]:
+    """`processes` instances of the service listening on one port together (BOOKING_HTTP_SHARED_PORT)."""
     port = free_port()
-    service = stack.service(name, "services.booking_events", booking_env(stack, database_url, port),
-                            "booking_events_started")
+    env = booking_env(stack, database_url, port)
+    if processes > 1:
+        env["BOOKING_HTTP_SHARED_PORT"] = "true"
+    services = []
+    for number in range(processes):
+        own = env | ({"BOOKING_METRICS_PORT": str(free_port())} if number else {})
+        services.append(stack.service(name if processes == 1 else f"{name}-{number}", "services.booking_events",
+                                      own, "booking_events_started"))
     url = f"http://127.0.0.1:{port}"
     wait_for_http(f"{url}/healthz")
-    return url, service
+    return url, services
 
 
 # Offered rates, each for the given seconds: up to the target (500/s) and past it.
@@ -57,17 +64,21 @@ def run(stack: Stack, form: str) -> dict[str, Any]:
     closed_loop = wrk_requests_per_second(f"http://127.0.0.1:{port}/echo", seconds, stack)
     stack.stop(trivial)
     postgres = stack.ensure_postgres()
-    for label, database_url in (
-        ("booking API, SQLite", sqlite_url(stack.workdir, "booking")),
-        ("booking API, PostgreSQL", asyncio.run(new_postgres_database(postgres, "booking"))),
+    for label, name, database_url, processes in (
+        ("booking API, SQLite", "booking-sqlite", sqlite_url(stack.workdir, "booking"), 1),
+        ("booking API, PostgreSQL", "booking-postgresql",
+         asyncio.run(new_postgres_database(postgres, "booking")), 1),
+        ("booking API, PostgreSQL, 2 processes on one port", "booking-postgresql-x2",
+         asyncio.run(new_postgres_database(postgres, "booking")), 2),
     ):
-        url, service = start_booking(stack, database_url, f"booking-{label.split()[-1].lower()}")
+        url, services = start_booking(stack, database_url, name, processes)
         for rate in rates:
             run_tag = uuid.uuid4().hex[:6]
             recorded = offer(f"{url}/v1/appointments", rate, seconds, stack.workdir / f"load-{run_tag}.json",
                              booking_key=API_KEY, run=run_tag)
             rows.append({"server": label} | summarise(recorded))
-        service.stop()
+        for service in services:
+            service.stop()
     return {"rows": rows, "offered_per_s": list(rates), "seconds": seconds,
             "trivial_wrk_closed_loop_per_s": closed_loop}
 

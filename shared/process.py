@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 
@@ -100,21 +101,38 @@ def serve_metrics(port: int | None, host: str = "127.0.0.1") -> None:
 
 
 class EmbeddedHttpServer(uvicorn.Server):
-    """uvicorn inside a process that handles its own signals: stop it with `should_exit = True`."""
+    """uvicorn inside a process that handles its own signals: stop it with `should_exit = True`.
+
+    `shared_port`: the port may be shared with other processes listening on it the same way
+    (SO_REUSEPORT): the kernel spreads the incoming connections among them.
+    """
+
+    def __init__(self, config: uvicorn.Config, shared_port: bool = False) -> None:
+        super().__init__(config)
+        self.shared_port = shared_port
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
 
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        if sockets is None and self.shared_port:
+            host, port = self.config.host, self.config.port
+            family = socket.AF_INET6 if ":" in host else socket.AF_INET
+            sockets = [socket.create_server((host, port), family=family, backlog=self.config.backlog,
+                                            reuse_port=True)]
+        await super().serve(sockets)
+
 
 def embedded_http_server(
-    app: Callable[..., Awaitable[None]], host: str, port: int, run_lifespan: bool = False
+    app: Callable[..., Awaitable[None]], host: str, port: int, run_lifespan: bool = False,
+    shared_port: bool = False,
 ) -> EmbeddedHttpServer:
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False,
         lifespan="on" if run_lifespan else "off",
     )
-    return EmbeddedHttpServer(config)
+    return EmbeddedHttpServer(config, shared_port)
 
 
 def http_worker(name: str, server: EmbeddedHttpServer) -> Worker:

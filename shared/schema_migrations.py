@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.database import UtcDateTime, create_engine
 from shared.observability import get_logger
+from shared.outbox.store import insert_notification_ddl
 
 log = get_logger(__name__)
 
@@ -245,3 +246,16 @@ def replace_index(table: str, old: str, new: str, columns: list[str]) -> None:
             batch_op.create_index(new, columns, unique=False)
         if old in present:
             batch_op.drop_index(old)
+
+
+def notify_on_outbox_insert(table: str) -> None:
+    """In a revision, on PostgreSQL: inserts into the outbox `table` notify the relay (see
+    `shared.outbox.store.insert_notification_ddl`); each step may have been taken already."""
+    if op.get_bind().dialect.name == "postgresql":
+        for statement in insert_notification_ddl(table):
+            op.execute(statement)
+
+
+def stop_notifying_on_outbox_insert(table: str) -> None:
+    if op.get_bind().dialect.name == "postgresql":
+        op.execute(f"DROP TRIGGER IF EXISTS {table}_inserted ON {table}")

@@ -90,7 +90,8 @@ def workers(parts: BookingParts) -> list[Worker]:
     settings = parts.settings
     retention = timedelta(hours=settings.idempotency_retention_hours)
     served = [
-        http_worker("http", embedded_http_server(parts.app, settings.http_host, settings.http_port)),
+        http_worker("http", embedded_http_server(parts.app, settings.http_host, settings.http_port,
+                                                 shared_port=settings.http_shared_port)),
         outbox_relay_worker(parts.relay),
         idempotency_purge_worker(parts.store, parts.clock, retention),
     ]

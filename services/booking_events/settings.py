@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from shared.settings import CommonSettings
@@ -19,6 +19,11 @@ class BookingSettings(BaseSettings):
     )
     http_host: str = "127.0.0.1"
     http_port: int = 8010
+    http_shared_port: bool = Field(
+        default=False,
+        description="Several instances on one host listen on http_port together (SO_REUSEPORT), the kernel "
+                    "spreading connections among them; PostgreSQL only (on SQLite one process writes)",
+    )
     metrics_host: str = "127.0.0.1"
     metrics_port: int | None = Field(default=9100, description="Prometheus /metrics; unset or 0: not served")
     api_docs: bool = Field(default=True, description="Serve /docs and /openapi.json, behind the API key")
@@ -42,3 +47,12 @@ class BookingSettings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    @model_validator(mode="after")
+    def _shared_port_needs_postgres(self) -> BookingSettings:
+        # Each instance runs an outbox relay; on PostgreSQL an advisory lock lets one relay at a time,
+        # on SQLite nothing would, and the instances would race for one file's write lock.
+        if self.http_shared_port and not self.database_url.startswith("postgresql"):
+            raise ValueError("BOOKING_HTTP_SHARED_PORT runs several instances on one database: it needs "
+                             "PostgreSQL (BOOKING_DATABASE_URL=postgresql+asyncpg://...), not SQLite")
+        return self

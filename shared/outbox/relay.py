@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from typing import Any
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -60,6 +61,14 @@ def one_per_appointment(messages: Sequence[OutboxMessage]) -> list[OutboxMessage
             seen.add(message.key)
             chosen.append(message)
     return chosen
+
+
+async def _driver(connection: AsyncConnection) -> Any:
+    """The asyncpg connection under `connection`."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    if driver is None:
+        raise RuntimeError("the connection has no driver connection")
+    return driver
 
 
 class LockLost(Exception):
@@ -194,6 +203,7 @@ class OutboxRelay:
                 locked = (await connection.execute(lock)).scalar_one()
                 await connection.commit()
                 if locked:
+                    await self._listen(connection)
                     return connection
                 wait = self.poll_interval_s * 5  # another instance relays
             except Exception as error:
@@ -205,6 +215,18 @@ class OutboxRelay:
                     await connection.close()
             await self._pause(stop, wait)
         return None
+
+    async def _listen(self, lock: AsyncConnection) -> None:
+        """Events stored by other instances wake this relay too: every insert into the outbox notifies
+        the channel named after it (`insert_notification_ddl`). Without it they wait for the next poll."""
+        try:
+            await (await _driver(lock)).add_listener(self.outbox.table.name, self._notified)
+        except Exception as error:
+            log.warning("outbox_relay_not_listening", service=self.service, error=type(error).__name__,
+                        poll_interval_s=self.poll_interval_s)
+
+    def _notified(self, *_: object) -> None:
+        self.wake()
 
     @staticmethod
     async def _check_lock(lock: AsyncConnection) -> None:
@@ -218,6 +240,8 @@ class OutboxRelay:
         if lock is None:
             return
         unlock = text("SELECT pg_advisory_unlock(:key)").bindparams(key=advisory_lock_key(self.outbox.table.name))
+        with contextlib.suppress(Exception):  # the connection goes back to the pool: it stops listening
+            await (await _driver(lock)).remove_listener(self.outbox.table.name, self._notified)
         with contextlib.suppress(Exception):  # a broken connection holds no lock any more
             await lock.execute(unlock)
             await lock.commit()

@@ -8,10 +8,40 @@ from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import JSON, Column, Index, Integer, MetaData, String, Table, Text, delete, func, select, update
+from sqlalchemy import (
+    JSON,
+    Column,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    delete,
+    event,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from shared.database import UtcDateTime
+
+NOTIFY_FUNCTION = "outbox_rows_inserted"
+
+
+def insert_notification_ddl(table_name: str) -> list[str]:
+    """PostgreSQL: a statement that inserts rows into the outbox `table_name` notifies the channel of
+    that name when its transaction commits (one notification per transaction), so that the relaying
+    instance learns at once of events another instance stored. Each statement may run again."""
+    return [
+        f"CREATE OR REPLACE FUNCTION {NOTIFY_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS "
+        "$$ BEGIN PERFORM pg_notify(TG_TABLE_NAME, ''); RETURN NULL; END $$",
+        f"DROP TRIGGER IF EXISTS {table_name}_inserted ON {table_name}",
+        f"CREATE TRIGGER {table_name}_inserted AFTER INSERT ON {table_name} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION {NOTIFY_FUNCTION}()",
+    ]
 
 
 def outbox_table(name: str, metadata: MetaData) -> Table:
@@ -19,7 +49,7 @@ def outbox_table(name: str, metadata: MetaData) -> Table:
     rows that can never be published."""
     dead_letter_table(name, metadata)
     # Rows are published in id order; one key's rows are written in order by its single writer.
-    return Table(
+    table = Table(
         name,
         metadata,
         Column("id", Integer, primary_key=True, autoincrement=True),
@@ -31,6 +61,14 @@ def outbox_table(name: str, metadata: MetaData) -> Table:
         Column("published_at", UtcDateTime()),
         Index(f"ix_{name}_unpublished", "published_at", "id"),
     )
+    event.listen(table, "after_create", _notify_on_insert)
+    return table
+
+
+def _notify_on_insert(table: Table, connection: Connection, **_: Any) -> None:
+    if connection.dialect.name == "postgresql":
+        for statement in insert_notification_ddl(table.name):
+            connection.exec_driver_sql(statement)
 
 
 def dead_letter_table(outbox_name: str, metadata: MetaData) -> Table:

@@ -20,6 +20,7 @@ from services.booking_events.domain.commands import (
     RescheduleAppointment,
 )
 from services.booking_events.handlers import handle_command
+from services.booking_events.migrations import MIGRATIONS as BOOKING_MIGRATIONS
 from services.booking_events.settings import BookingSettings
 from services.booking_events.store import BOOKING_OUTBOX, BookingStore
 from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
@@ -28,11 +29,12 @@ from shared.events import PatientContact, parse_appointment_event
 from shared.events.appointment import AppointmentDetails
 from shared.outbox.kafka_publisher import KafkaEventPublisher
 from shared.outbox.relay import OutboxRelay
+from shared.schema_migrations import upgrade_to_head
 from shared.settings import CommonSettings, KafkaSettings
 from shared.topics import APPOINTMENTS
 from tests.conftest import create_postgres_database
 from tests.support.kafka_server import KafkaServer, free_port
-from tests.support.postgres_server import start_postgres
+from tests.support.postgres_server import PostgresServer, start_postgres
 
 pytestmark = pytest.mark.kafka
 
@@ -232,3 +234,35 @@ async def test_an_event_kafka_can_never_take_is_moved_aside_and_the_events_behin
     assert REGISTRY.get_sample_value("clinic_notify_outbox_dead_total", {"service": "booking"}) == dead_before + 2
     assert REGISTRY.get_sample_value("clinic_notify_outbox_oldest_unpublished_age_seconds",
                                      {"service": "booking"}) == 0
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("made_by", ["migrations", "create_all"])
+async def test_events_another_instance_stored_go_out_at_once_not_at_the_next_poll(
+    kafka: KafkaServer, postgres: PostgresServer, unique_id: str, made_by: str
+) -> None:
+    """Two instances on one PostgreSQL database: the one holding the advisory lock relays, and learns at
+    once of the events the other stored (a notification when their transaction commits)."""
+    url = await create_postgres_database(postgres)
+    relaying_engine, other_engine = create_engine(url), create_engine(url)
+    if made_by == "migrations":
+        await upgrade_to_head(relaying_engine, BOOKING_MIGRATIONS)
+    else:
+        await create_tables(relaying_engine, BOOKING_SCHEMA)
+    relay = OutboxRelay(relaying_engine, BOOKING_OUTBOX, KafkaEventPublisher(kafka.bootstrap_servers),
+                        service="booking", poll_interval_s=60.0)
+    stop = asyncio.Event()
+    relaying = asyncio.create_task(relay.run(stop))
+    try:
+        await asyncio.sleep(1.0)  # the relay has read the empty outbox and waits for its next poll
+        ids = await record_a_busy_morning(other_engine, unique_id)  # the other instance: no wake here
+        stored = APPOINTMENTS_IN_TEST * 3 + len(ids[::3])
+        async with asyncio.timeout(10):  # far within the 60 s poll
+            while (await BOOKING_OUTBOX.backlog(other_engine)).unpublished:
+                await asyncio.sleep(0.1)
+        assert len(await published_keys(kafka.bootstrap_servers, f"apt_{unique_id}_", stored)) == stored
+    finally:
+        stop.set()
+        await asyncio.wait_for(relaying, timeout=15)
+        await relaying_engine.dispose()
+        await other_engine.dispose()
