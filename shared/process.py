@@ -117,11 +117,23 @@ class EmbeddedHttpServer(uvicorn.Server):
 
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         if sockets is None and self.shared_port:
-            host, port = self.config.host, self.config.port
-            family = socket.AF_INET6 if ":" in host else socket.AF_INET
-            sockets = [socket.create_server((host, port), family=family, backlog=self.config.backlog,
-                                            reuse_port=True)]
+            sockets = [_shared_listening_socket(self.config.host, self.config.port)]
         await super().serve(sockets)
+
+
+def _shared_listening_socket(host: str, port: int) -> socket.socket:
+    # Made with IPPROTO_TCP, as asyncio makes its own: asyncio sets TCP_NODELAY only on sockets that name
+    # it (`socket.create_server` leaves it 0), and without it each response waits out a delayed ACK.
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 def embedded_http_server(
