@@ -90,7 +90,9 @@ def markdown(results: dict[str, Any]) -> str:
                          "statuses"],
                         [[r["server"], r["offered_per_s"], r["requests"], r["accepted"], r["accepted_per_s"],
                           r["p50_ms"], r["p99_ms"], json.dumps(r["statuses"])] for r in section["rows"]]),
-                  "", "One uvicorn process each. Open-loop load from a separate Python process (aiohttp), latency "
+                  "", "One uvicorn process each, but the last rows: two booking processes on one PostgreSQL "
+                  "database listening on one port (BOOKING_HTTP_SHARED_PORT), one of them relaying the outbox. "
+                  "Open-loop load from a separate Python process (aiohttp), latency "
                   "counted from each request's due instant; on 2 cores the generator takes CPU from the server. "
                   f"`wrk` (closed loop, 16 connections) on the trivial endpoint: "
                   f"{fmt(section.get('trivial_wrk_closed_loop_per_s'))} requests/s.", ""]
@@ -124,7 +126,8 @@ def markdown(results: dict[str, Any]) -> str:
                   "Notifier instances on one database (the smallest scale):", "",
                   table(cols, [line(r) for r in section["instances"]]), "",
                   f"Channel raw: aiosmtplib over {section['pool_size']} connections (the notifier's SMTP_POOL_SIZE) "
-                  "to the same kind of sink, this run. Then ingest: appointments booked, rescheduled and "
+                  "to the same kind of sink, this run. Notifier RSS: every instance's together. Then ingest: "
+                  "appointments booked, rescheduled and "
                   f"completed ({fmt(section['rows'][0].get('ingest_events'))} events, patients consenting to email "
                   "and SMS), from their production until the notifiers' group committed the last, on the grown "
                   "ledger, while its dispatcher sends what they make due. The one new message is inserted straight "
