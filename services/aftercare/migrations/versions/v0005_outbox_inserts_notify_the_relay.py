@@ -1,10 +1,5 @@
-"""PostgreSQL: a transaction that stores events in the outbox notifies the relay when it commits.
-
-With several instances on one database, one relays at a time (it holds the advisory lock). Events
-another instance stored waited for its next poll; the relay now listens on the outbox's channel and
-publishes them at once. SQLite (one process) has nothing to notify.
-
-A database made by `create_all` of this version has the trigger already: the steps may run again.
+"""PostgreSQL: inserts into aftercare_outbox notify the relaying instance when they commit, so that events
+stored by another instance go out at once (`shared.outbox.store.insert_notification_ddl`).
 
 Revision ID: 0005
 Revises: 0004
