@@ -21,7 +21,6 @@ from shared.kafka_admin import ensure_topics
 from shared.topics import APPOINTMENTS, CONSENT
 from tests.support.kafka_server import free_port
 
-# Offered loads (bookings/s) and seconds at each.
 # Offered loads (bookings/s), each sustained for the given seconds.
 SIZES = {"quick": ((5, 10), 2.0), "medium": ((10, 25, 50, 100), 5.0), "full": ((10, 25, 50, 100, 200, 300), 60.0)}
 ASSUMED_DRAIN_PER_S = 100.0  # messages/s: a load's wait for its confirmations grows with what it booked

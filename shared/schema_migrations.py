@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from shared.database import UtcDateTime, create_engine
 from shared.observability import get_logger
-from shared.outbox.store import insert_notification_ddl
+from shared.outbox.store import drop_insert_notification_ddl, insert_notification_ddl
 
 log = get_logger(__name__)
 
@@ -258,4 +258,4 @@ def notify_on_outbox_insert(table: str) -> None:
 
 def stop_notifying_on_outbox_insert(table: str) -> None:
     if op.get_bind().dialect.name == "postgresql":
-        op.execute(f"DROP TRIGGER IF EXISTS {table}_inserted ON {table}")
+        op.execute(drop_insert_notification_ddl(table))

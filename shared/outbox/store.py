@@ -38,10 +38,15 @@ def insert_notification_ddl(table_name: str) -> list[str]:
     return [
         f"CREATE OR REPLACE FUNCTION {NOTIFY_FUNCTION}() RETURNS trigger LANGUAGE plpgsql AS "
         "$$ BEGIN PERFORM pg_notify(TG_TABLE_NAME, ''); RETURN NULL; END $$",
-        f"DROP TRIGGER IF EXISTS {table_name}_inserted ON {table_name}",
+        drop_insert_notification_ddl(table_name),
         f"CREATE TRIGGER {table_name}_inserted AFTER INSERT ON {table_name} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION {NOTIFY_FUNCTION}()",
     ]
+
+
+def drop_insert_notification_ddl(table_name: str) -> str:
+    """PostgreSQL: inserts into the outbox `table_name` no longer notify (the function stays, shared)."""
+    return f"DROP TRIGGER IF EXISTS {table_name}_inserted ON {table_name}"
 
 
 def outbox_table(name: str, metadata: MetaData) -> Table:
