@@ -3,10 +3,13 @@
 - At most `calls` provider calls at once (SMTP connections, SMS sends in flight).
 - A message is claimed right before its call: the claim is the check that it is still to be sent
   (`DeliveryLedger.claim_to_send`), and its lease runs from it. Claims are made while the calls in
-  front of them are under way, just early enough for a claim to be over when a call is free. One
-  claim is made at a time, so each claims what the calls will take during two claims: as many
-  messages per call as two claims take provider calls (measured; at least one, at most `MAX_AHEAD`),
-  half of that at a time. A message is thus claimed at most `MAX_AHEAD` provider calls before its own.
+  front of them are under way, early enough for a claim to be over when a call is free. One claim
+  is made at a time, so each claims what the calls will take during two claims, or during
+  `HORIZON_SECONDS` if that is longer: as many messages per call as fit in that time (measured; at
+  least one, at most `MAX_AHEAD`), half of that at a time. Against a provider that answers in
+  milliseconds a claim is then shared by a dozen messages instead of being made for each; against
+  one that takes 100 ms or more, one message waits behind each call. A message is thus claimed at
+  most `MAX_AHEAD` provider calls, and about `HORIZON_SECONDS`, before its own.
 """
 from __future__ import annotations
 
@@ -14,7 +17,8 @@ import asyncio
 import math
 from collections.abc import Iterable
 
-MAX_AHEAD = 6
+MAX_AHEAD = 32
+HORIZON_SECONDS = 0.05
 _SMOOTHING = 0.2  # weight of the latest measure in the running means
 
 
@@ -37,7 +41,7 @@ class Lane:
         """Messages claimed ahead per provider call."""
         if self._call_seconds <= 0:
             return 2  # nothing measured yet: one waiting behind each call
-        return max(1, min(MAX_AHEAD, math.ceil(2 * self._claim_seconds / self._call_seconds)))
+        return max(1, min(MAX_AHEAD, math.ceil(max(2 * self._claim_seconds, HORIZON_SECONDS) / self._call_seconds)))
 
     def to_claim(self) -> int:
         """How many to claim now: half of what may wait at a time, or anything when none is waiting."""
