@@ -47,7 +47,8 @@ def main() -> int:
     parser.add_argument("--instances", default=None, help="notifier instances to compare, e.g. 1,2,4")
     parser.add_argument("--only", default=",".join(SECTIONS), help=f"some of {','.join(SECTIONS)}")
     parser.add_argument("--out", type=Path, default=HERE / "results")
-    parser.add_argument("--keep-workdir", action="store_true", help="keep the logs and data of the run")
+    parser.add_argument("--keep-workdir", action="store_true",
+                        help="keep the logs and data of the run (kept anyway when a benchmark fails)")
     args = parser.parse_args()
 
     subprocess.run(["bash", str(HERE / "setup.sh")], check=True)
@@ -89,9 +90,9 @@ def main() -> int:
             print(f"--- {name}: {time.monotonic() - section_started:.0f} s", flush=True)
     finally:
         stack.close()
-        if not args.keep_workdir:
+        if not args.keep_workdir and not results["failed"]:
             shutil.rmtree(workdir, ignore_errors=True)
-        else:
+        else:  # a failed section's logs are what tells why
             print(f"logs and data kept in {workdir}")
     results["duration_s"] = time.monotonic() - started
     results["load_average_end"] = machine.load_average()
