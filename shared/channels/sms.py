@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 from collections import deque
 from datetime import datetime
 from typing import Any
@@ -59,8 +60,8 @@ class SendRate:
         self._recover_at: float | None = None
 
     async def acquire(self) -> None:
-        loop = asyncio.get_running_loop()
-        now = loop.time()
+        # time.monotonic, not the loop's clock: uvloop's counts whole milliseconds.
+        now = time.monotonic()
         if self._recover_at is not None and now >= self._recover_at:
             self.rate = min(self.full_rate, self.rate * 2)
             self._recover_at = None if self.rate >= self.full_rate else now + self._slow_down_seconds
@@ -68,17 +69,17 @@ class SendRate:
         self._next_free = moment + 1 / self.rate
         if moment > now:
             await asyncio.sleep(moment - now)
-            now = loop.time()
+            now = time.monotonic()
         # At most `count` sends in any `count / rate` seconds (one second, or more for a slow rate).
         count = max(1, math.floor(self.rate))
         while len(self._sent) >= count and (wait := self._sent[-count] + count / self.rate - now) > 0:
             await asyncio.sleep(wait)
-            now = loop.time()
+            now = time.monotonic()
         self._sent.append(now)
 
     def slow_down(self) -> None:
         self.rate = max(self.full_rate / 64, self.rate / 2)
-        self._recover_at = asyncio.get_running_loop().time() + self._slow_down_seconds
+        self._recover_at = time.monotonic() + self._slow_down_seconds
 
 
 class TwilioSmsSender:

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -183,18 +184,17 @@ class Dispatcher:
     # --- claiming ---
 
     async def _claim_and_start(self) -> list[asyncio.Task[None]]:
-        loop = asyncio.get_running_loop()
         tasks = []
         for channel in CHANNELS:
             now, lane = self.clock.now(), self._lanes[channel]
             wanted = min(self._free_slots(channel, now), self.batch_size)
             if wanted <= 0 or self._is_quiet(channel):
                 continue
-            started_at = loop.time()
+            started_at = time.perf_counter()
             claimed = await self.ledger.claim_to_send(now, wanted, self.lease, channel)
             # What is claimed is on its way before anything else is asked of the database: a question
             # that fails after the claim must not leave it claimed with no task to send it.
-            lane.claimed_now((claim.delivery.id for claim in claimed), loop.time() - started_at)
+            lane.claimed_now((claim.delivery.id for claim in claimed), time.perf_counter() - started_at)
             for claim in claimed:
                 tasks.append(self._start(claim, now))
             if len(claimed) < wanted:
@@ -318,8 +318,8 @@ class Dispatcher:
     async def _call(
         self, delivery: Delivery, lane: Lane, message: EmailMessage | SmsMessage, claimed_at: datetime
     ) -> str:
-        """The provider call, on the call `lane.wait_for_call` gave this message."""
-        loop = asyncio.get_running_loop()
+        """The provider call, on the call `lane.wait_for_call` gave this message. Durations are read on
+        `time.perf_counter`: the event loop's clock may count whole milliseconds (uvloop)."""
         started_at: float | None = None
         try:
             pause = self._pauses.get(delivery.channel)
@@ -327,12 +327,12 @@ class Dispatcher:
                 raise _ChannelPausedMeanwhile()
             if self.clock.now() - claimed_at >= self.lease / 4 and not await self._still_wanted(delivery):
                 raise _NoLongerWanted()
-            started_at = loop.time()
+            started_at = time.perf_counter()
             if isinstance(message, EmailMessage):
                 return await self._send_email(delivery, message)
             return await self._send_sms(delivery, message)
         finally:
-            lane.call_over(delivery.id, None if started_at is None else loop.time() - started_at)
+            lane.call_over(delivery.id, None if started_at is None else time.perf_counter() - started_at)
             self._wakeup.set()
 
     async def _crashed(self, delivery: Delivery, error: Exception) -> None:
