@@ -24,6 +24,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import uvloop
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from sqlalchemy import select
@@ -189,7 +191,7 @@ def main() -> int:
     twilio = start_twilio_sandbox()
     try:
         with SmtpSink() as sink:
-            result = asyncio.run(run(sink, twilio.url))
+            result = uvloop.run(run(sink, twilio.url))
             problems = exactly_once(sink, twilio.messages(), args.messages)
     finally:
         twilio.server.stop()

@@ -44,6 +44,7 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import uvloop
 from sqlalchemy import func, select
 
 from bench.channels import raw_smtp
@@ -272,11 +273,11 @@ def main() -> None:
             for case in args.cases.split(","):
                 if case == "smtp":
                     sink = stack.start_sink("smtp-sink")
-                    rows += [asyncio.run(over_smtp(sink, int(n), args.messages, args.profile))
+                    rows += [uvloop.run(over_smtp(sink, int(n), args.messages, args.profile))
                              for n in args.connections.split(",")]
                     stack.stop(sink)
                 else:
-                    rows.append(asyncio.run(in_memory(case, args.messages, args.profile)))
+                    rows.append(uvloop.run(in_memory(case, args.messages, args.profile)))
         finally:
             stack.close()
             sys.stderr = sys.__stderr__

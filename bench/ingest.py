@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -261,7 +262,7 @@ def run(stack: Any, form: str) -> dict[str, Any]:
         server = start_kafka(workdir / "kafka")
         try:
             with service_logs(workdir / "services.log"):
-                return asyncio.run(measure(server.bootstrap_servers, SIZES[form], workdir))
+                return uvloop.run(measure(server.bootstrap_servers, SIZES[form], workdir))
         finally:
             server.stop()
 

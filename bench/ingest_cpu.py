@@ -16,7 +16,6 @@ With --profile, each case also writes a cProfile of the main thread (`DIR/<servi
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import cProfile
 import gc
@@ -29,6 +28,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import uvloop
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 
 from bench.ingest import LINK_SECRET, WORKLOADS, HeldProvider, day_of_events
@@ -130,7 +130,7 @@ def main() -> None:
     with log.open("w") as logs:
         sys.stderr = logs
         configure_logging("INFO", json=True)
-        rows = [asyncio.run(measure(service, workload, args.events, args.profile))
+        rows = [uvloop.run(measure(service, workload, args.events, args.profile))
                 for service in args.services.split(",") for workload in args.workloads.split(",")]
         sys.stderr = sys.__stderr__
     print("| service | workload | events | CPU ms/event (process) | CPU ms/event (main thread) | events/s "

@@ -12,7 +12,6 @@ Benchmarks measure and print; they assert nothing about speed.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import shutil
 import subprocess
@@ -23,6 +22,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -59,7 +60,7 @@ def main() -> int:
     instances = tuple(int(n) for n in args.instances.split(",")) if args.instances else None
     wanted = [name for name in args.only.split(",") if name]
     benchmarks: dict[str, Callable[[Stack], dict[str, Any]]] = {
-        "channels": lambda stack: asyncio.run(channels.run(stack, form_name)),
+        "channels": lambda stack: uvloop.run(channels.run(stack, form_name)),
         "booking_api": lambda stack: booking_api.run(stack, form_name),
         "end_to_end": lambda stack: end_to_end.run(stack, form_name),
         "scheduler": lambda stack: scheduler_scale.run(stack, form_name, scales, instances),

@@ -17,6 +17,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import uvloop
 from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
@@ -186,7 +187,7 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
         added_at = time.time()
         asyncio.run(add_one_due_now(url, tag))
         one = _wait_sent(sink, tag, 1, 60.0, since=added_at)
-        ingested = asyncio.run(ingest_rate(bootstrap, group, ingest_appointments))
+        ingested = uvloop.run(ingest_rate(bootstrap, group, ingest_appointments))
     for service in notifiers:
         service.stop()
     stack.stop(sink)
@@ -206,7 +207,7 @@ def one_case(stack: Stack, total: int, due: int, instances: int, drain_timeout: 
 def channel_rate(stack: Stack, count: int) -> float:
     """Raw aiosmtplib over the notifier's number of connections to a fresh sink process: the channel's rate."""
     sink = stack.start_sink("scale-raw-sink")
-    started = asyncio.run(raw_smtp(sink.port, POOL_SIZE, count))
+    started = uvloop.run(raw_smtp(sink.port, POOL_SIZE, count))
     stamps = [mail["at"] for mail in sink.mails()]
     stack.stop(sink)
     return len(stamps) / (max(stamps) - started)

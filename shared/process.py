@@ -12,10 +12,12 @@ import asyncio
 import contextlib
 import signal
 import socket
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 import uvicorn
+import uvloop
 from prometheus_client import start_http_server
 
 from shared.observability import WORKER_UP, get_logger
@@ -23,6 +25,7 @@ from shared.observability import WORKER_UP, get_logger
 log = get_logger(__name__)
 
 STOP_GRACE_SECONDS = 10.0
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,13 @@ async def _run(worker: Worker, stop: asyncio.Event, health: Health) -> None:
     # Health turns red before anything else stops, so a probe sees why the process is going down.
     health.worker_died(worker.name)
     stop.set()
+
+
+def run_service(main: Coroutine[Any, Any, T]) -> T:
+    """Run a service's main coroutine to the end on uvloop: asyncio's API, with the event loop and its
+    socket I/O in C (libuv). The same loop uvicorn picks when it runs a server itself; every service
+    process (consumers, dispatchers, relays, HTTP) spends much of each message in it."""
+    return uvloop.run(main)
 
 
 def stop_on_signals() -> asyncio.Event:

@@ -1,13 +1,12 @@
 """`python -m services.booking_events`: the booking HTTP API and its outbox relay in one process."""
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from services.booking_events import bootstrap
 from services.booking_events.settings import BookingSettings
 from shared.observability import configure_logging
-from shared.process import WorkerDied, stop_on_signals
+from shared.process import WorkerDied, run_service, stop_on_signals
 
 
 async def main(settings: BookingSettings) -> None:
@@ -18,7 +17,7 @@ if __name__ == "__main__":
     settings = BookingSettings()
     configure_logging(settings.common.log_level, settings.common.log_json)
     try:
-        asyncio.run(main(settings))
+        run_service(main(settings))
     except WorkerDied as died:  # logged as worker_died; exit so the supervisor restarts us
         print(f"booking_events: worker died: {died}", file=sys.stderr)
         sys.exit(1)

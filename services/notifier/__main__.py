@@ -1,13 +1,12 @@
 """`python -m services.notifier`: consume appointment events and send what they call for."""
 from __future__ import annotations
 
-import asyncio
 import sys
 
 from services.notifier import bootstrap
 from services.notifier.settings import NotifierSettings
 from shared.observability import configure_logging
-from shared.process import WorkerDied, stop_on_signals
+from shared.process import WorkerDied, run_service, stop_on_signals
 
 
 async def main() -> None:
@@ -19,6 +18,6 @@ async def main() -> None:
 
 if __name__ == "__main__":
     try:
-        asyncio.run(main())
+        run_service(main())
     except WorkerDied:  # already logged as worker_died: exit so a supervisor restarts the notifier
         sys.exit(1)

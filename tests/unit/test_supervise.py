@@ -5,7 +5,7 @@ import asyncio
 
 import pytest
 
-from shared.process import Health, Worker, WorkerDied, supervise
+from shared.process import Health, Worker, WorkerDied, run_service, supervise
 
 
 def until_stopped(ended: list[str], name: str) -> Worker:
@@ -89,3 +89,11 @@ async def test_health_is_red_while_the_other_workers_are_still_stopping() -> Non
     with pytest.raises(WorkerDied):
         await supervise([Worker("web", slow_to_stop), Worker("dispatcher", crashes)], asyncio.Event(), health)
     assert seen_while_stopping == [False]
+
+
+def test_a_service_runs_on_uvloop_to_the_end_of_its_main_coroutine() -> None:
+    async def main() -> str:
+        await asyncio.sleep(0.01)
+        return type(asyncio.get_running_loop()).__module__
+
+    assert run_service(main()).startswith("uvloop")
