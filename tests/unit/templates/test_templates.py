@@ -273,3 +273,18 @@ def test_a_missing_french_file_is_named_at_start_up(tmp_path: Path) -> None:
     (root / "fr-CA" / "reminder.sms.j2").unlink()
     with pytest.raises(MissingTemplates, match=r"fr-CA/reminder\.sms"):
         TemplateCatalogue(root=root).verify_complete(set(REQUIRED_TEMPLATES))
+
+
+def test_a_dotted_name_reads_a_stored_contexts_item_as_jinja_does() -> None:
+    """A stored context is dicts: `a.b` is the item `b`, `a.get` and `a.items` still dict's methods (as in
+    stock Jinja), a missing item an error."""
+    from jinja2 import Environment, StrictUndefined, UndefinedError
+
+    source = ("{{ appointment.starts_at }}|{{ extra.get('note', 'none') }}|{{ extra.items() | list | length }}"
+              "|{{ extra['items'] }}")
+    context = {"appointment": {"starts_at": "09:00"}, "extra": {"items": "two bags", "get": "a key"}}
+    ours = CATALOGUE.environment.from_string(source).render(context)
+    assert ours == "09:00|none|2|two bags"
+    assert ours == Environment(undefined=StrictUndefined).from_string(source).render(context)
+    with pytest.raises(UndefinedError, match="ends_at"):
+        CATALOGUE.environment.from_string("{{ appointment.ends_at }}").render(context)
