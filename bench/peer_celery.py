@@ -81,10 +81,10 @@ def _kill_group(process: Process) -> None:
     process.popen.wait(10)
 
 
-def _outcome(mails: list[dict[str, Any]], tag: str, count: int) -> dict[str, int]:
+def after_kill(mails: list[dict[str, Any]], wanted: list[str]) -> dict[str, int]:
+    """Of the `wanted` recipients, how many got no mail (lost) and how many more than one (duplicated)."""
     per = Counter(m["to"][0] for m in mails)
-    return {"lost": sum(1 for n in range(count) if per[f"{tag}-{n}@example.com"] == 0),
-            "duplicated": sum(1 for n in range(count) if per[f"{tag}-{n}@example.com"] > 1)}
+    return {"lost": sum(1 for to in wanted if per[to] == 0), "duplicated": sum(1 for to in wanted if per[to] > 1)}
 
 
 def celery_side(stack: Stack, count: int, kill_count: int, visibility_timeout: float, acks_late: bool
@@ -113,7 +113,8 @@ def celery_side(stack: Stack, count: int, kill_count: int, visibility_timeout: f
     killed_at = time.monotonic()
     _start_worker(stack, env, "celery-worker-restarted")
     mails = _wait(sink, tag, kill_count, timeout=visibility_timeout + max(60.0, kill_count / 5), quiet_for=5.0)
-    result |= {"after_kill": _outcome(mails, tag, kill_count), "kill_batch": kill_count,
+    result |= {"after_kill": after_kill(mails, [f"{tag}-{n}@example.com" for n in range(kill_count)]),
+               "kill_batch": kill_count,
                "after_kill_complete_s": time.monotonic() - killed_at}
     for process in [p for p in stack.processes if p.name.startswith("celery-worker")]:
         process.stop()
@@ -149,11 +150,8 @@ def notifier_side(stack: Stack, count: int, kill_count: int) -> dict[str, Any]:
     restarted = start_notifier(stack, sink, url, name="peer-notifier-restarted", sandbox=sandbox,
                                group_id=notifier.env["NOTIFIER_GROUP_ID"], extra={"SMTP_POOL_SIZE": str(POOL_SIZE)})
     mails = _wait(sink, tag, kill_count, timeout=90.0 + max(60.0, kill_count / 5), quiet_for=5.0)
-    # Row n of the second batch was recorded for recipient "<tag>-n": count over that range.
-    per = Counter(m["to"][0] for m in mails)
-    wanted = [f"{tag}-{n}@example.com" for n in range(count, count + kill_count)]
-    result |= {"after_kill": {"lost": sum(1 for r in wanted if per[r] == 0),
-                              "duplicated": sum(1 for r in wanted if per[r] > 1)},
+    # Row n of the second batch was recorded for recipient "<tag>-n": counted over that range.
+    result |= {"after_kill": after_kill(mails, [f"{tag}-{n}@example.com" for n in range(count, count + kill_count)]),
                "kill_batch": kill_count, "after_kill_complete_s": time.monotonic() - killed_at}
     restarted.stop()
     stack.stop(sink)

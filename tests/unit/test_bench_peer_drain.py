@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from bench.peer_celery import drain
+from bench.peer_celery import after_kill, drain
 
 
 def test_a_reminder_that_arrives_twice_is_drained_once_and_counted_as_sent_twice() -> None:
@@ -21,3 +21,10 @@ def test_a_reminder_that_arrives_twice_is_drained_once_and_counted_as_sent_twice
 
 def test_nothing_arrived() -> None:
     assert drain([], started=100.0) == {"drained": 0, "sends": 0, "sent_twice_in_drain": 0, "drain_per_s": None}
+
+
+def test_after_the_kill_a_recipient_with_no_mail_is_lost_and_one_with_two_is_duplicated() -> None:
+    mails = [{"to": ["a@example.com"], "at": 1.0}, {"to": ["a@example.com"], "at": 2.0},
+             {"to": ["b@example.com"], "at": 3.0}, {"to": ["x@example.com"], "at": 4.0}]
+    wanted = ["a@example.com", "b@example.com", "c@example.com"]
+    assert after_kill(mails, wanted) == {"lost": 1, "duplicated": 1}
