@@ -11,6 +11,7 @@ from collections import Counter, defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.booking_api import API_KEY, start_booking
 from bench.harness.databases import sqlite_url
@@ -53,16 +54,25 @@ def _wait_for_mails(sink: SinkProcess, expected: set[str], timeout: float) -> di
 
 
 async def start_groups_at_end(bootstrap: str, groups: dict[str, str]) -> None:
-    """Commit each group's offsets at the end of its topic, so that it reads only what comes next."""
+    """Commit each group's offsets at the end of its topic, so that it reads only what comes next.
+
+    The partitions come from the broker (describe_topics): the consumer's own metadata may know no topic
+    yet (aiokafka's `topics()` fetches the cluster's without keeping it), and a group left without
+    offsets would read the whole topic from its start, every booking an earlier benchmark published."""
     await ensure_topics(bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        described = {topic["topic"]: topic for topic in await admin.describe_topics(sorted(set(groups.values())))}
+    finally:
+        await admin.close()
     for group, topic in groups.items():
+        partitions = [TopicPartition(topic, p["partition"]) for p in described[topic]["partitions"]]
+        if not partitions:
+            raise RuntimeError(f"the broker reports no partitions of {topic}")
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
         await consumer.start()
         try:
-            await consumer.topics()  # fetches the cluster's metadata
-            partitions = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or [])]
-            if not partitions:  # a topic just created holds nothing older to skip
-                continue
             consumer.assign(partitions)
             ends = await consumer.end_offsets(partitions)
             await consumer.commit({tp: offset for tp, offset in ends.items()})
