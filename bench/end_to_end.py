@@ -10,15 +10,12 @@ import uuid
 from collections import Counter, defaultdict
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
-
 from bench.booking_api import API_KEY, start_booking
 from bench.harness.databases import sqlite_url
+from bench.harness.groups import start_groups_at_end
 from bench.harness.load import offer, summarise
 from bench.harness.stack import SandboxProcess, SinkProcess, Stack, channel_env
 from bench.harness.stats import percentile
-from shared.kafka_admin import ensure_topics
 from shared.topics import APPOINTMENTS, CONSENT
 from tests.support.kafka_server import free_port
 
@@ -51,33 +48,6 @@ def _wait_for_mails(sink: SinkProcess, expected: set[str], timeout: float) -> di
         if len(arrived) >= len(expected) or time.monotonic() > deadline:
             return arrived
         time.sleep(0.5)
-
-
-async def start_groups_at_end(bootstrap: str, groups: dict[str, str]) -> None:
-    """Commit each group's offsets at the end of its topic, so that it reads only what comes next.
-
-    The partitions come from the broker (describe_topics): the consumer's own metadata may know no topic
-    yet (aiokafka's `topics()` fetches the cluster's without keeping it), and a group left without
-    offsets would read the whole topic from its start, every booking an earlier benchmark published."""
-    await ensure_topics(bootstrap)
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        described = {topic["topic"]: topic for topic in await admin.describe_topics(sorted(set(groups.values())))}
-    finally:
-        await admin.close()
-    for group, topic in groups.items():
-        partitions = [TopicPartition(topic, p["partition"]) for p in described[topic]["partitions"]]
-        if not partitions:
-            raise RuntimeError(f"the broker reports no partitions of {topic}")
-        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
-        await consumer.start()
-        try:
-            consumer.assign(partitions)
-            ends = await consumer.end_offsets(partitions)
-            await consumer.commit({tp: offset for tp, offset in ends.items()})
-        finally:
-            await consumer.stop()
 
 
 def warm_up(url: str, sink: SinkProcess, stack: Stack) -> None:

@@ -48,6 +48,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.harness import machine
+from bench.harness.groups import partitions_of, start_group_at
 from services.aftercare import bootstrap as aftercare
 from services.aftercare.settings import AftercareSettings
 from services.notifier import bootstrap as notifier
@@ -108,16 +109,6 @@ async def produce(bootstrap_servers: str, events: list[AppointmentEvent]) -> Non
         await producer.stop()
 
 
-async def partitions_of(bootstrap_servers: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
-    await admin.start()
-    try:
-        [description] = await admin.describe_topics([APPOINTMENTS])
-        return [TopicPartition(APPOINTMENTS, p["partition"]) for p in description["partitions"]]
-    finally:
-        await admin.close()
-
-
 async def raw_read(bootstrap_servers: str, starts: dict[TopicPartition, int], total: int) -> float:
     """Seconds a bare aiokafka consumer takes to read the run's `total` records."""
     reader = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=None, enable_auto_commit=False)
@@ -133,17 +124,6 @@ async def raw_read(bootstrap_servers: str, starts: dict[TopicPartition, int], to
         return time.perf_counter() - began
     finally:
         await reader.stop()
-
-
-async def start_group_at(bootstrap_servers: str, group: str, starts: dict[TopicPartition, int]) -> None:
-    """The group's committed offsets at the run's first records: it reads this run's events only."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        consumer.assign(list(starts))
-        await consumer.commit(dict(starts))
-    finally:
-        await consumer.stop()
 
 
 async def lag(admin: AIOKafkaAdminClient, ends: dict[TopicPartition, int], group: str) -> int:

@@ -22,12 +22,13 @@ from aiokafka import AIOKafkaConsumer
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.channels import raw_smtp
-from bench.end_to_end import start_groups_at_end, start_notifier
+from bench.end_to_end import start_notifier
 from bench.harness.databases import new_postgres_database
+from bench.harness.groups import partitions_of, start_groups_at_end
 from bench.harness.machine import rss_mib, tree_rss_mib
 from bench.harness.stack import SinkProcess, Stack
 from bench.harness.stats import percentile
-from bench.ingest import WORKLOADS, day_of_events, lag, partitions_of, produce
+from bench.ingest import WORKLOADS, day_of_events, lag, produce
 from services.notifier.migrations import MIGRATIONS
 from shared.database import create_engine
 from shared.schema_migrations import upgrade_to_head

@@ -1,4 +1,4 @@
-"""The benchmarks' services read only what comes after their start (`bench.end_to_end.start_groups_at_end`):
+"""The benchmarks' services read only what comes after their start (`bench.harness.groups.start_groups_at_end`):
 bookings an earlier benchmark left in the topic are not theirs to process."""
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import asyncio
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from bench.end_to_end import start_groups_at_end
+from bench.harness.groups import start_groups_at_end
 from shared.topics import APPOINTMENTS
 from tests.support.kafka_server import KafkaServer
 
