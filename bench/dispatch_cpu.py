@@ -33,6 +33,7 @@ import asyncio
 import contextlib
 import cProfile
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -190,7 +191,8 @@ async def _built(settings: NotifierSettings, **channels: Any) -> NotifierParts:
 async def in_memory(case: str, count: int, profile: Path | None) -> Measure:
     mixed = case == "memory-mixed"
     provider = InMemoryProvider()
-    parts = await _built(_settings(tempfile.mkdtemp(prefix="bench-dispatch-cpu-")), email=provider, sms=provider)
+    folder = tempfile.mkdtemp(prefix="bench-dispatch-cpu-")
+    parts = await _built(_settings(folder), email=provider, sms=provider)
     try:
         due = await _fill(parts, count, sms=mixed)
         provider.expected = len(due)
@@ -202,6 +204,7 @@ async def in_memory(case: str, count: int, profile: Path | None) -> Measure:
         outcomes = await _outcomes(parts)
     finally:
         await notifier.close(parts)
+        shutil.rmtree(folder, ignore_errors=True)
     twice = sum(1 for times in provider.sent.values() if times > 1)
     return Measure(case, None, outcomes[DeliveryStatus.SENT.value], len(due), twice, cpu, main_thread, wall,
                    len(due) / wall)
@@ -213,7 +216,8 @@ def _rate(stamps: list[float], started: float) -> float:
 
 async def over_smtp(sink: SinkProcess, connections: int, count: int, profile: Path | None) -> Measure:
     smtp = SmtpSettings(host="127.0.0.1", port=sink.port, sender=SENDER, pool_size=connections)
-    parts = await _built(_settings(tempfile.mkdtemp(prefix="bench-dispatch-cpu-"), smtp))
+    folder = tempfile.mkdtemp(prefix="bench-dispatch-cpu-")
+    parts = await _built(_settings(folder, smtp))
     try:
         due = await _fill(parts, count, sms=False)
         # The raw client's mail: one of these confirmations, as the notifier writes it.
@@ -240,6 +244,7 @@ async def over_smtp(sink: SinkProcess, connections: int, count: int, profile: Pa
         outcomes = await _outcomes(parts)
     finally:
         await notifier.close(parts)
+        shutil.rmtree(folder, ignore_errors=True)
     received = Counter(to for m in sink.mails() for to in m["to"])
     twice = sum(1 for times in received.values() if times > 1)
     ours = _rate([m["at"] for m in sink.mails()], started)

@@ -20,6 +20,7 @@ import contextlib
 import cProfile
 import gc
 import os
+import shutil
 import sys
 import tempfile
 import time
@@ -111,6 +112,7 @@ async def measure(service: str, workload: str, events: int, profile: Path | None
     cpu, main_thread, wall = (time.process_time() - cpu, time.thread_time() - main_thread,
                               time.perf_counter() - wall)
     await engine.dispose()
+    shutil.rmtree(folder, ignore_errors=True)
     if profiler and profile:
         profile.mkdir(parents=True, exist_ok=True)
         profiler.dump_stats(profile / f"{service}-{workload}.prof")
