@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import signal
 import socket
 from collections.abc import Awaitable, Callable, Coroutine, Iterable, Iterator
@@ -93,7 +94,15 @@ async def _run(worker: Worker, stop: asyncio.Event, health: Health) -> None:
 def run_service(main: Coroutine[Any, Any, T]) -> T:
     """Run a service's main coroutine to the end on uvloop: asyncio's API, with the event loop and its
     socket I/O in C (libuv). The same loop uvicorn picks when it runs a server itself; every service
-    process (consumers, dispatchers, relays, HTTP) spends much of each message in it."""
+    process (consumers, dispatchers, relays, HTTP) spends much of each message in it.
+
+    What the process has loaded by then (its modules' functions and classes, pydantic's validators:
+    about 140,000 objects) lives as long as it does, and is left out of the cycle collector's passes
+    (`gc.freeze`). Each full pass walked all of it: 90-150 ms at a time on a 2-core machine, the event
+    loop stalled, every request in flight waiting (the booking API's p99 at a few hundred requests a
+    second). What the service makes while it runs is collected as usual."""
+    gc.collect()
+    gc.freeze()
     return uvloop.run(main)
 
 
