@@ -136,6 +136,9 @@ class DeliverySettings(BaseSettings):
     # is retried for this long after its due time, then given up.
     retry_horizon_hours: float = Field(default=24.0, gt=0)
     retry_horizon_hours_by_template: dict[str, float] = Field(default_factory=dict)
+    # A message this instance recorded wakes its dispatcher at once; one written by another process (another
+    # instance's consumer, a script) is found by the dispatcher's next look at the ledger when idle.
+    dispatch_idle_poll_seconds: float = Field(default=0.5, gt=0, le=60)
     smtp: SmtpSettings = Field(default_factory=SmtpSettings)
     twilio: TwilioSettings = Field(default_factory=TwilioSettings)
 

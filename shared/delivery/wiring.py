@@ -64,7 +64,7 @@ def checked_catalogue(clinic: ClinicConfig) -> TemplateCatalogue:
 
 
 def dispatch_options(settings: DeliverySettings) -> dict[str, Any]:
-    """The dispatcher's retry policy and sends in flight per channel, from settings."""
+    """The dispatcher's retry policy, sends in flight per channel and idle poll, from settings."""
     return {
         "retry": RetryPolicy(
             first_delay=timedelta(seconds=settings.retry_first_delay_seconds),
@@ -76,6 +76,7 @@ def dispatch_options(settings: DeliverySettings) -> dict[str, Any]:
         ),
         # One send per SMTP connection; SMS sends are paced by the sender's rate as well.
         "channel_limits": {"email": settings.smtp.pool_size, "sms": settings.twilio.concurrency},
+        "idle_poll": timedelta(seconds=settings.dispatch_idle_poll_seconds),
     }
 
 

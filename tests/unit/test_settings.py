@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import os
 import ssl
+from datetime import timedelta
 
 import pytest
 from faststream.security import SASLScram256, SASLScram512
 from pydantic import ValidationError
 
+from shared.delivery.wiring import dispatch_options
 from shared.kafka_security import broker_security, kafka_client_kwargs
 from shared.settings import (
     SANDBOX_TWILIO_ACCOUNT_SID,
@@ -25,7 +27,7 @@ LINK_SECRET = "k" * 32
 def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     """Each test states the environment it runs in; nothing leaks in from the shell."""
     for name in list(os.environ):
-        if name.startswith(("TWILIO_", "KAFKA_", "SMTP_")) or name == "LINK_SECRET":
+        if name.startswith(("TWILIO_", "KAFKA_", "SMTP_", "DISPATCH_")) or name == "LINK_SECRET":
             monkeypatch.delenv(name)
 
 
@@ -85,6 +87,18 @@ def test_a_32_byte_link_secret_from_the_environment_is_accepted(monkeypatch: pyt
     monkeypatch.setenv("LINK_SECRET", LINK_SECRET)
 
     assert DeliverySettings().link_secret.get_secret_value() == LINK_SECRET
+
+
+def test_a_message_written_by_another_process_is_looked_for_within_half_a_second_by_default(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Out within 1 s of being due, with the claim and the send after the idle dispatcher's look.
+    monkeypatch.setenv("LINK_SECRET", LINK_SECRET)
+    monkeypatch.setenv("TWILIO_API_BASE_URL", "http://127.0.0.1:8030")  # the sandbox
+    assert dispatch_options(DeliverySettings())["idle_poll"] == timedelta(seconds=0.5)
+
+    monkeypatch.setenv("DISPATCH_IDLE_POLL_SECONDS", "2")
+    assert dispatch_options(DeliverySettings())["idle_poll"] == timedelta(seconds=2)
 
 
 def test_a_plaintext_cluster_gets_plain_clients_and_no_broker_security() -> None:
