@@ -96,13 +96,15 @@ class Dispatcher:
         concurrency: int = 8,
         batch_size: int = 100,
         lease: timedelta = timedelta(seconds=60),
-        idle_poll: timedelta = timedelta(seconds=1),
+        idle_poll: timedelta = timedelta(seconds=0.5),
         max_round_backoff: timedelta = timedelta(seconds=30),
         outcomes: DeliveryOutcomes | None = None,
     ) -> None:
         """`channel_limits`: provider calls in flight per channel (default `concurrency` each). A
         provider call must take less than three quarters of the lease (the channels time out after
         10 s): a message that waited more than a quarter of it for its call is checked again first.
+        `idle_poll`: how often it looks in the ledger when nothing told it of a new message (the default
+        is DISPATCH_IDLE_POLL_SECONDS's, so a dispatcher built here behaves as a deployed one).
         `outcomes`: what is recorded with each outcome (default: fallbacks, no events)."""
         self.service = service
         self.ledger = ledger

@@ -1,6 +1,7 @@
 """Settings a production process refuses to start with, and how Kafka security reaches every client."""
 from __future__ import annotations
 
+import inspect
 import os
 import ssl
 from datetime import timedelta
@@ -9,6 +10,7 @@ import pytest
 from faststream.security import SASLScram256, SASLScram512
 from pydantic import ValidationError
 
+from shared.delivery.dispatcher import Dispatcher
 from shared.delivery.wiring import dispatch_options
 from shared.kafka_security import broker_security, kafka_client_kwargs
 from shared.settings import (
@@ -96,6 +98,9 @@ def test_a_message_written_by_another_process_is_looked_for_within_half_a_second
     monkeypatch.setenv("LINK_SECRET", LINK_SECRET)
     monkeypatch.setenv("TWILIO_API_BASE_URL", "http://127.0.0.1:8030")  # the sandbox
     assert dispatch_options(DeliverySettings())["idle_poll"] == timedelta(seconds=0.5)
+
+    # A dispatcher built without settings (benchmarks, tests) looks as often as a deployed one.
+    assert inspect.signature(Dispatcher).parameters["idle_poll"].default == timedelta(seconds=0.5)
 
     monkeypatch.setenv("DISPATCH_IDLE_POLL_SECONDS", "2")
     assert dispatch_options(DeliverySettings())["idle_poll"] == timedelta(seconds=2)
