@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import DateTime, Dialect, Insert, MetaData, Table, event
+from sqlalchemy import JSON, DateTime, Dialect, Insert, MetaData, Table, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.types import TypeDecorator
@@ -29,6 +29,17 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class SerializedJson(TypeDecorator[str]):
+    """A JSON column's value given already serialized, as text (pydantic's `model_dump_json`), and bound as
+    it is: serializing a model's dump again with `json.dumps` costs more than writing the row."""
+
+    impl = JSON
+    cache_ok = True
+
+    def bind_processor(self, dialect: Dialect) -> None:
+        return None
 
 
 def insert_ignoring_duplicates(engine_or_dialect_name: str, table: Table) -> Insert:

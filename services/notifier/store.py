@@ -5,14 +5,19 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import Text, bindparam, cast, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain.state import AppointmentState, AppointmentVersion
 from services.notifier.tables import appointments
 from shared.consumer import RetryableConflict
+from shared.database import SerializedJson
 from shared.ledger.model import OPEN_STATUSES, DeliveryStatus
 from shared.ledger.tables import deliveries
+
+# The event is written as the state holds it (JSON text) and read back as stored.
+_INSERT = appointments.insert().values(event=bindparam("event", type_=SerializedJson()))
+_EVENT_AS_STORED = cast(appointments.c.event, Text).label("event")
 
 
 class ConcurrentAppointmentUpdate(RetryableConflict):
@@ -33,7 +38,8 @@ class AppointmentStateStore:
         if not appointment_ids:
             return {}
         rows = await connection.execute(
-            select(appointments).where(appointments.c.appointment_id.in_(list(appointment_ids)))
+            select(appointments.c.appointment_id, appointments.c.last_sequence, appointments.c.status, _EVENT_AS_STORED)
+            .where(appointments.c.appointment_id.in_(list(appointment_ids)))
         )
         return {
             row.appointment_id: AppointmentState(row.appointment_id, row.last_sequence, row.status, row.event)
@@ -55,7 +61,7 @@ class AppointmentStateStore:
     async def add_many(self, connection: AsyncConnection, states: Sequence[AppointmentState], now: datetime) -> None:
         """Appointments seen for the first time, in one statement."""
         if states:
-            await connection.execute(appointments.insert(), [_row(state, now) for state in states])
+            await connection.execute(_INSERT, [_row(state, now) for state in states])
 
     async def replace_many(
         self, connection: AsyncConnection, changes: Sequence[tuple[AppointmentState, AppointmentVersion]],
@@ -76,7 +82,7 @@ class AppointmentStateStore:
         for state, previous in changes:
             if replaced.get(state.appointment_id) != previous.last_sequence:
                 raise ConcurrentAppointmentUpdate(state.appointment_id)
-        await connection.execute(appointments.insert(), [_row(state, now) for state, _ in changes])
+        await connection.execute(_INSERT, [_row(state, now) for state, _ in changes])
 
     async def sent_steps(
         self, connection: AsyncConnection, appointment_ids: Collection[str]

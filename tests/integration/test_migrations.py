@@ -8,6 +8,7 @@ revision fails here. A fresh database is upgraded from nothing and the services 
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -307,7 +308,7 @@ async def the_notifier_still_works(engine: AsyncEngine, before: dict[str, list[d
     async with engine.connect() as connection:
         state = await AppointmentStateStore(engine).get(connection, appointment["appointment_id"])
     assert state is not None and state.last_sequence == appointment["last_sequence"]
-    assert state.event == appointment["event"]
+    assert json.loads(state.event) == appointment["event"]
 
 
 class Probe(BaseModel):

@@ -74,7 +74,7 @@ def _as_delivery(intent: DeliveryIntent) -> Delivery:
 
 
 def _state(event: AppointmentEvent) -> AppointmentState:
-    return AppointmentState(event.appointment_id, event.sequence, "booked", event.model_dump(mode="json"))
+    return AppointmentState(event.appointment_id, event.sequence, "booked", event.model_dump_json())
 
 
 def test_cancelling_one_session_cancels_that_entry_only() -> None:

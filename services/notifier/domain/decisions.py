@@ -91,7 +91,7 @@ def decide(
         appointment_id=event.appointment_id,
         last_sequence=event.sequence,
         status=STATUS_AFTER[event.event_type],
-        event=event.model_dump(mode="json"),
+        event=event.model_dump_json(),
     )
     channels = reachable_channels(event.patient)
     # One context for every message of the event (the ledger stores it with each); none without a channel.

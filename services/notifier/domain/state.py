@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 
 @dataclass(frozen=True)
@@ -16,4 +15,4 @@ class AppointmentVersion:
 
 @dataclass(frozen=True)
 class AppointmentState(AppointmentVersion):
-    event: dict[str, Any]  # the last applied event, as published
+    event: str  # the last applied event, as published (JSON)

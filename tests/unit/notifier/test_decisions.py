@@ -21,7 +21,7 @@ NOW = datetime(2026, 11, 25, 10, 0, tzinfo=TORONTO).astimezone(UTC)
 
 
 def state_after(event, status: str = "booked") -> AppointmentState:
-    return AppointmentState(event.appointment_id, event.sequence, status, event.model_dump(mode="json"))
+    return AppointmentState(event.appointment_id, event.sequence, status, event.model_dump_json())
 
 
 def steps(decision) -> set[tuple[str, str]]:

@@ -74,7 +74,7 @@ def test_each_session_keeps_its_own_guidance_and_reminders_and_no_single_confirm
 def test_a_cancelled_session_gets_its_own_notice_and_only_its_reminders_stop() -> None:
     bookings = plan(6)
     third = bookings[2]
-    state = AppointmentState(third.appointment_id, 1, "booked", third.model_dump(mode="json"))
+    state = AppointmentState(third.appointment_id, 1, "booked", third.model_dump_json())
     cancel = cancelled(third, sequence=2).model_copy(update={"series": third.series})
 
     decision = decide(cancel, state, {}, CLINIC, NOW)

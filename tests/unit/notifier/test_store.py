@@ -1,6 +1,7 @@
 """What the notifier remembers of each appointment, and how two instances racing on one are kept apart."""
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,7 +27,8 @@ async def store(tmp_path: Path):
 
 
 def state(sequence: int, status: str = "booked", appointment_id: str = "apt-1") -> AppointmentState:
-    return AppointmentState(appointment_id, sequence, status, {"event_type": "AppointmentBooked", "sequence": sequence})
+    event = json.dumps({"event_type": "AppointmentBooked", "sequence": sequence})
+    return AppointmentState(appointment_id, sequence, status, event)
 
 
 async def test_the_last_applied_event_is_remembered_and_replaced_by_the_next(store: AppointmentStateStore) -> None:
