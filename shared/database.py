@@ -1,13 +1,19 @@
 """The database engine: SQLite (single node, embedded) or PostgreSQL (production, several instances)."""
 from __future__ import annotations
 
+import json
+from collections.abc import Collection
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, DateTime, Dialect, Insert, MetaData, Table, event
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Insert, MetaData, String, Table, bindparam, event
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter, ColumnElement
+from sqlalchemy.sql.visitors import InternalTraversal
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 from shared.sqlite_driver import one_trip_dbapi
 
@@ -40,6 +46,79 @@ class SerializedJson(TypeDecorator[str]):
 
     def bind_processor(self, dialect: Dialect) -> None:
         return None
+
+
+class _ValueList(TypeDecorator[Collection[Any]]):
+    """A list of values bound as one parameter: JSON text on SQLite (read back by json_each), an array on
+    PostgreSQL."""
+
+    impl = String
+    cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "postgresql":
+            return dialect.type_descriptor(postgresql.ARRAY(String()))
+        return dialect.type_descriptor(String())
+
+    def process_bind_param(self, value: Collection[Any] | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        return list(value) if dialect.name == "postgresql" else json.dumps(list(value))
+
+
+class among(ColumnElement[bool]):
+    """`column` is one of the values of the list given as the parameter `name`, with one parameter however
+    long the list: `column IN (SELECT value FROM json_each(:name))` on SQLite, `column = ANY(:name)` on
+    PostgreSQL. An expanding IN (`column.in_(...)`) renders and binds one parameter per value at each
+    execution, which costs more than the lookups when a batch asks for thousands."""
+
+    inherit_cache = True
+    type = Boolean()
+    # SQLAlchemy's declaration of the parts of its cache key.
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement),  # noqa: RUF012
+                           ("values", InternalTraversal.dp_clauseelement)]
+
+    def __init__(self, column: ColumnElement[Any], name: str) -> None:
+        self.column = column
+        self.values: BindParameter[Any] = bindparam(name, type_=_ValueList())
+
+    def self_group(self, against: Any = None) -> among:
+        return self  # a whole predicate already: not to be compared with true where booleans are integers
+
+
+@compiles(among)
+def _among_in_json(element: among, compiler: SQLCompiler, **kw: Any) -> str:
+    values = compiler.process(element.values, **kw)
+    return f"{compiler.process(element.column, **kw)} IN (SELECT value FROM json_each({values}))"
+
+
+@compiles(among, "postgresql")
+def _among_any(element: among, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{compiler.process(element.column, **kw)} = ANY({compiler.process(element.values, **kw)})"
+
+
+class unindexed(ColumnElement[Any]):
+    """`column`, which SQLite is not to look up by its index here (SQLite's unary +; the column as it is
+    elsewhere). Without statistics SQLite's planner prefers an index on a column compared with a constant
+    (`status = 'sent'`) to one on a column compared with a batch's list of ids, and then walks every row
+    of that status (every message sent, or pending) to find a batch's few hundred appointments."""
+
+    inherit_cache = True
+    _traverse_internals = [("column", InternalTraversal.dp_clauseelement)]  # noqa: RUF012
+
+    def __init__(self, column: ColumnElement[Any]) -> None:
+        self.column = column
+        self.type = column.type
+
+
+@compiles(unindexed)
+def _column_as_is(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return compiler.process(element.column, **kw)
+
+
+@compiles(unindexed, "sqlite")
+def _column_not_by_index(element: unindexed, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"+{compiler.process(element.column, **kw)}"
 
 
 def insert_ignoring_duplicates(engine_or_dialect_name: str, table: Table) -> Insert:

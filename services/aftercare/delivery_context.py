@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.aftercare.domain.sent_reminders import ReminderReport
 from services.aftercare.tables import check_ins, sent_reminders
-from shared.database import insert_ignoring_duplicates
+from shared.database import insert_ignoring_duplicates, unindexed
 from shared.ledger.model import DeliveryStatus
 from shared.ledger.tables import deliveries
 
@@ -68,7 +68,7 @@ async def last_check_in_texted(connection: AsyncConnection, phone: str) -> datet
         select(func.max(deliveries.c.sent_at)).where(and_(
             deliveries.c.appointment_id.in_(of_phone), deliveries.c.channel == "sms",
             deliveries.c.template == CHECK_IN_TEMPLATE, deliveries.c.recipient == phone,
-            deliveries.c.status == DeliveryStatus.SENT,
+            unindexed(deliveries.c.status) == DeliveryStatus.SENT,  # by appointment, not every message sent
             or_(deliveries.c.provider_status.is_(None), deliveries.c.provider_status.not_in(_NOT_DELIVERED)),
         ))
     )).scalar()

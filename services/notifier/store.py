@@ -5,19 +5,36 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime
 
-from sqlalchemy import Text, bindparam, cast, delete, select, update
+from sqlalchemy import Text, bindparam, cast, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.notifier.domain.state import AppointmentState, AppointmentVersion
 from services.notifier.tables import appointments
 from shared.consumer import RetryableConflict
-from shared.database import SerializedJson
+from shared.database import SerializedJson, among, unindexed
 from shared.ledger.model import OPEN_STATUSES, DeliveryStatus
 from shared.ledger.tables import deliveries
 
 # The event is written as the state holds it (JSON text) and read back as stored.
 _INSERT = appointments.insert().values(event=bindparam("event", type_=SerializedJson()))
 _EVENT_AS_STORED = cast(appointments.c.event, Text).label("event")
+# The statements a batch runs, built once; each takes the batch's appointment ids as one parameter.
+_VERSIONS = select(appointments.c.appointment_id, appointments.c.last_sequence, appointments.c.status).where(
+    among(appointments.c.appointment_id, "ids"))
+_SENT_STEPS = (
+    select(deliveries.c.appointment_id, deliveries.c.step, deliveries.c.sent_at)
+    .where(among(deliveries.c.appointment_id, "ids"), unindexed(deliveries.c.status) == DeliveryStatus.SENT.value,
+           deliveries.c.sent_at.is_not(None))
+    .order_by(deliveries.c.due_at)
+)
+# By primary key; a row found at another sequence was replaced meanwhile.
+_DELETE = (delete(appointments).where(among(appointments.c.appointment_id, "ids"))
+           .returning(appointments.c.appointment_id, appointments.c.last_sequence))
+_CANCEL = (update(deliveries)
+           .where(among(deliveries.c.appointment_id, "ids"),
+                  or_(*(unindexed(deliveries.c.status) == status.value for status in OPEN_STATUSES)))
+           .values(status=DeliveryStatus.CANCELLED.value, reason=bindparam("cancel_reason"), lease_until=None,
+                   updated_at=bindparam("cancel_at")))
 
 
 class ConcurrentAppointmentUpdate(RetryableConflict):
@@ -52,10 +69,7 @@ class AppointmentStateStore:
         """How far each known appointment among `appointment_ids` was applied, in one query (without its event)."""
         if not appointment_ids:
             return {}
-        rows = await connection.execute(
-            select(appointments.c.appointment_id, appointments.c.last_sequence, appointments.c.status)
-            .where(appointments.c.appointment_id.in_(list(appointment_ids)))
-        )
+        rows = await connection.execute(_VERSIONS, {"ids": appointment_ids})
         return {row.appointment_id: AppointmentVersion(*row) for row in rows}
 
     async def add_many(self, connection: AsyncConnection, states: Sequence[AppointmentState], now: datetime) -> None:
@@ -72,13 +86,9 @@ class AppointmentStateStore:
         another consumer replaced one of them first."""
         if not changes:
             return
-        # By primary key (a row-value IN would scan the table); a row found at another sequence was replaced
-        # meanwhile, and raising rolls back its deletion with the rest.
+        # By primary key (a row-value IN would scan the table); raising rolls back the deletion with the rest.
         replaced = dict((await connection.execute(
-            delete(appointments)
-            .where(appointments.c.appointment_id.in_([previous.appointment_id for _, previous in changes]))
-            .returning(appointments.c.appointment_id, appointments.c.last_sequence)
-        )).all())
+            _DELETE, {"ids": [previous.appointment_id for _, previous in changes]})).all())
         for state, previous in changes:
             if replaced.get(state.appointment_id) != previous.last_sequence:
                 raise ConcurrentAppointmentUpdate(state.appointment_id)
@@ -91,12 +101,7 @@ class AppointmentStateStore:
         one query; an appointment with nothing sent is absent."""
         if not appointment_ids:
             return {}
-        rows = await connection.execute(
-            select(deliveries.c.appointment_id, deliveries.c.step, deliveries.c.sent_at)
-            .where(deliveries.c.appointment_id.in_(list(appointment_ids)),
-                   deliveries.c.status == DeliveryStatus.SENT.value, deliveries.c.sent_at.is_not(None))
-            .order_by(deliveries.c.due_at)
-        )
+        rows = await connection.execute(_SENT_STEPS, {"ids": appointment_ids})
         sent: dict[str, dict[str, datetime]] = {}
         for row in rows:
             sent.setdefault(row.appointment_id, {})[row.step] = row.sent_at
@@ -110,12 +115,7 @@ class AppointmentStateStore:
         for appointment_id, reason in reasons.items():
             by_reason.setdefault(reason, []).append(appointment_id)
         for reason, appointment_ids in by_reason.items():
-            await connection.execute(
-                update(deliveries)
-                .where(deliveries.c.appointment_id.in_(appointment_ids),
-                       deliveries.c.status.in_([status.value for status in OPEN_STATUSES]))
-                .values(status=DeliveryStatus.CANCELLED.value, reason=reason, lease_until=None, updated_at=now)
-            )
+            await connection.execute(_CANCEL, {"ids": appointment_ids, "cancel_reason": reason, "cancel_at": now})
 
 
 def _row(state: AppointmentState, now: datetime) -> dict[str, object]:

@@ -74,4 +74,7 @@ async def test_replacing_a_batch_of_states_searches_its_appointments_by_key_and_
                                               for n in range(0, 50, 7)], NOW)
         plans = [(await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))).all()
                  for statement, parameters in statements if statement.startswith(("DELETE", "UPDATE"))]
-    assert plans and all("SEARCH" in row[-1] and "SCAN" not in row[-1] for plan in plans for row in plan), plans
+    # The batch's ids are one parameter, read as a list (json_each); the table is searched by key for each.
+    tables = [row[-1] for plan in plans for row in plan
+              if "json_each" not in row[-1] and "LIST SUBQUERY" not in row[-1]]
+    assert tables and all("SEARCH" in step and "SCAN" not in step for step in tables), plans
