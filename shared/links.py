@@ -6,6 +6,7 @@ readable by whoever sees the URL (proxies, browser history, mail scanners).
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import time
@@ -17,6 +18,14 @@ from cryptography.fernet import Fernet, InvalidToken
 
 UNSUBSCRIBE_VALIDITY = timedelta(days=90)  # CASL asks for at least 60 days
 SCORE_LINK_VALIDITY = timedelta(days=7)
+
+
+@functools.lru_cache(maxsize=32)
+def _fernet(secret: str, purpose: str) -> Fernet:
+    """One key per purpose: a score token can never be replayed as an unsubscribe token. Made once per
+    secret and purpose: a check-in email carries eleven score links, each message an unsubscribe link."""
+    digest = hashlib.sha256(f"clinic-notify:{purpose}:{secret}".encode()).digest()
+    return Fernet(base64.urlsafe_b64encode(digest))
 
 
 class InvalidLink(ValueError):
@@ -31,9 +40,7 @@ class PatientLinks:
     secret: str
 
     def _fernet(self, purpose: str) -> Fernet:
-        # One key per purpose: a score token can never be replayed as an unsubscribe token.
-        digest = hashlib.sha256(f"clinic-notify:{purpose}:{self.secret}".encode()).digest()
-        return Fernet(base64.urlsafe_b64encode(digest))
+        return _fernet(self.secret, purpose)
 
     def encrypt_token(self, purpose: str, payload: dict[str, Any], issued_at: datetime | None = None) -> str:
         data = json.dumps(payload, separators=(",", ":")).encode()
