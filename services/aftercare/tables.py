@@ -56,6 +56,8 @@ replies = Table(
     Column("reasons", JSON, nullable=False),
     Column("response", Text),
     Column("received_at", UtcDateTime(), nullable=False),
+    # A check-in's replies: counted, read for the pages already sent, and the latest on the staff's list.
+    Index("ix_replies_check_in_received", "check_in_id", "received_at"),
 )
 
 consent_audit = Table(
