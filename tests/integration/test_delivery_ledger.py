@@ -430,3 +430,29 @@ def _generic_plans(connection: Any) -> None:
     cursor = connection.cursor()
     cursor.execute("SET plan_cache_mode = force_generic_plan")
     cursor.close()
+
+
+async def test_a_claim_takes_what_it_found_by_id_without_walking_every_due_row_on_sqlite(tmp_path: Any) -> None:
+    """The claim finds the earliest due, then takes them by their ids. SQLite has no statistics to plan by:
+    asked again whether each is still due, it walked every due row of the channel by the status index for
+    each claim of a dozen (with 100,000 due at once, a drain that slows as it goes)."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    await create_tables(engine, NOTIFIER_SCHEMA)
+    due = [replace(intent(step=f"reminder-{n}", due_in=-timedelta(seconds=n)), appointment_id=f"apt-{n}")
+           for n in range(300)]
+    async with engine.begin() as connection:
+        await connection.execute(deliveries.insert(), rows_of(due, NOW))
+    statements: list[tuple[str, Any]] = []
+    event.listen(engine.sync_engine, "before_cursor_execute",
+                 lambda _c, _cursor, statement, parameters, *_: statements.append((statement, parameters)))
+    try:
+        claimed = await DeliveryLedger(engine).claim_to_send(NOW, 10, timedelta(seconds=60), "email")
+        [(take, parameters)] = [(s, p) for s, p in statements if s.startswith("UPDATE deliveries")]
+        async with engine.connect() as connection:
+            plan = [row[-1] for row in (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {take}",
+                                                                         parameters)).all()]
+    finally:
+        await engine.dispose()
+    assert [c.delivery.step for c in claimed] == [f"reminder-{n}" for n in range(299, 289, -1)]
+    on_the_table = [step for step in plan if "deliveries" in step]
+    assert on_the_table and all("(id=?)" in step for step in on_the_table), plan
