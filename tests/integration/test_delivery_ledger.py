@@ -24,6 +24,7 @@ from shared.ledger.tables import deliveries
 from shared.outbox.store import Outbox
 from tests.conftest import create_postgres_database
 from tests.support.postgres_server import PostgresServer
+from tests.support.sqlite_plans import plan_steps, statements_of
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -442,17 +443,11 @@ async def test_a_claim_takes_what_it_found_by_id_without_walking_every_due_row_o
            for n in range(300)]
     async with engine.begin() as connection:
         await connection.execute(deliveries.insert(), rows_of(due, NOW))
-    statements: list[tuple[str, Any]] = []
-    event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cursor, statement, parameters, *_: statements.append((statement, parameters)))
+    statements = statements_of(engine)
     try:
         claimed = await DeliveryLedger(engine).claim_to_send(NOW, 10, timedelta(seconds=60), "email")
-        [(take, parameters)] = [(s, p) for s, p in statements if s.startswith("UPDATE deliveries")]
-        async with engine.connect() as connection:
-            plan = [row[-1] for row in (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {take}",
-                                                                         parameters)).all()]
+        steps = await plan_steps(engine, statements, "deliveries", kinds=("UPDATE",))
     finally:
         await engine.dispose()
     assert [c.delivery.step for c in claimed] == [f"reminder-{n}" for n in range(299, 289, -1)]
-    on_the_table = [step for step in plan if "deliveries" in step]
-    assert on_the_table and all("(id=?)" in step for step in on_the_table), plan
+    assert steps and all("(id=?)" in step for step in steps), steps

@@ -22,6 +22,7 @@ from shared.ledger.model import DeliveryStatus
 from shared.ledger.tables import deliveries
 from tests.conftest import create_postgres_database
 from tests.support.events import booked, cancelled, completed, no_show, rescheduled
+from tests.support.sqlite_plans import plan_steps, statements_of
 from tests.unit.notifier.test_series_decisions import CLINIC, NOW, plan
 
 # Shown on the screen of the front desk: a week of changes, in the batches a consumer may read them in.
@@ -164,16 +165,10 @@ async def test_a_batch_finds_its_appointments_messages_by_appointment_however_ma
     bookings = [booked(f"apt-{n}", NOW + timedelta(days=3, minutes=n)) for n in range(20)]
     await handler.handle_batch(bookings)
     await dispatcher_sends(handler, *(b.appointment_id for b in bookings[:10]))
-    statements: list[tuple[str, Any]] = []
-    event.listen(handler.engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cursor, statement, parameters, *_: statements.append((statement, parameters)))
+    statements = statements_of(handler.engine)
     await handler.handle_batch([rescheduled(b, b.appointment.starts_at + timedelta(hours=2), sequence=2)
                                 for b in bookings])
-    async with handler.engine.connect() as connection:
-        plans = {statement: (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-                 for statement, parameters in statements
-                 if statement.startswith(("SELECT", "UPDATE", "DELETE")) and "deliveries" in statement}
-    steps = [row[-1] for plan in plans.values() for row in plan]
-    assert len(plans) >= 2, "the batch read what was sent and cancelled what was pending"
-    assert [step for step in steps if "deliveries" in step] and all(
-        "(appointment_id=?)" in step for step in steps if "deliveries" in step), plans
+    steps = await plan_steps(handler.engine, statements, "deliveries")
+    assert any(s.startswith("SELECT") and "deliveries" in s for s, _ in statements), "it read what was sent"
+    assert any(s.startswith("UPDATE deliveries") for s, _ in statements), "it cancelled what was pending"
+    assert steps and all("(appointment_id=?)" in step for step in steps), steps

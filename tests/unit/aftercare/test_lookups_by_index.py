@@ -5,10 +5,8 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.aftercare.delivery_context import last_check_in_texted
@@ -16,6 +14,7 @@ from services.aftercare.store import CheckInStore
 from services.aftercare.tables import SCHEMA
 from services.aftercare.views import recent_check_ins
 from shared.database import create_engine, create_tables
+from tests.support.sqlite_plans import plan_steps, statements_of
 
 NOW = datetime(2026, 11, 27, 19, 0, tzinfo=UTC)
 
@@ -28,26 +27,11 @@ async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
     await engine.dispose()
 
 
-def statements_of(engine: AsyncEngine) -> list[tuple[str, Any]]:
-    statements: list[tuple[str, Any]] = []
-    event.listen(engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cursor, statement, parameters, *_: statements.append((statement, parameters)))
-    return statements
-
-
-async def plans(engine: AsyncEngine, statements: list[tuple[str, Any]], table: str) -> list[str]:
-    """The steps of SQLite's plans of `statements` that read `table`."""
-    async with engine.connect() as connection:
-        return [row[-1] for statement, parameters in list(statements)
-                for row in (await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", parameters)).all()
-                if table in row[-1]]
-
-
 async def test_the_last_check_in_text_to_a_phone_is_looked_up_by_its_appointments(engine: AsyncEngine) -> None:
     statements = statements_of(engine)
     async with engine.connect() as connection:
         assert await last_check_in_texted(connection, "+14165550123") is None
-    steps = await plans(engine, statements, "deliveries")
+    steps = await plan_steps(engine, statements, "deliveries")
     assert steps and all("(appointment_id=?)" in step for step in steps), steps
 
 
@@ -57,5 +41,5 @@ async def test_a_check_ins_replies_are_looked_up_by_check_in(engine: AsyncEngine
         assert await store.paged_since(connection, "ci-1", NOW) == []
         assert await store.replies_to(connection, ["ci-1", "ci-2"]) == 0
     assert await recent_check_ins(engine, None, 50) == []
-    steps = await plans(engine, statements, "aftercare_replies")
+    steps = await plan_steps(engine, statements, "aftercare_replies")
     assert len(steps) >= 3 and all("(check_in_id=?" in step for step in steps), steps

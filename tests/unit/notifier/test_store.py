@@ -4,16 +4,15 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from services.notifier.domain.state import AppointmentState
 from services.notifier.store import AppointmentStateStore, ConcurrentAppointmentUpdate
 from services.notifier.tables import SCHEMA
 from shared.consumer import UNAVAILABLE
 from shared.database import create_engine, create_tables
+from tests.support.sqlite_plans import plan_steps, statements_of
 
 NOW = datetime(2026, 11, 25, 15, 0, tzinfo=UTC)
 
@@ -66,15 +65,10 @@ async def test_replacing_a_batch_of_states_searches_its_appointments_by_key_and_
 ) -> None:
     async with store.engine.begin() as connection:
         await store.add_many(connection, [state(1, appointment_id=f"apt-{n}") for n in range(50)], NOW)
-    statements: list[tuple[str, Any]] = []
-    event.listen(store.engine.sync_engine, "before_cursor_execute",
-                 lambda _c, _cursor, statement, parameters, *_: statements.append((statement, parameters)))
+    statements = statements_of(store.engine)
     async with store.engine.begin() as connection:
         await store.replace_many(connection, [(state(2, appointment_id=f"apt-{n}"), state(1, appointment_id=f"apt-{n}"))
                                               for n in range(0, 50, 7)], NOW)
-        plans = [(await connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {statement}", tuple(parameters))).all()
-                 for statement, parameters in statements if statement.startswith(("DELETE", "UPDATE"))]
     # The batch's ids are one parameter, read as a list (json_each); the table is searched by key for each.
-    tables = [row[-1] for plan in plans for row in plan
-              if "json_each" not in row[-1] and "LIST SUBQUERY" not in row[-1]]
-    assert tables and all("SEARCH" in step and "SCAN" not in step for step in tables), plans
+    tables = await plan_steps(store.engine, statements, "appointments", kinds=("DELETE", "UPDATE"))
+    assert tables and all("SEARCH" in step and "SCAN" not in step for step in tables), tables
