@@ -49,8 +49,8 @@ class SerializedJson(TypeDecorator[str]):
 
 
 class _ValueList(TypeDecorator[Collection[Any]]):
-    """A list of values bound as one parameter: JSON text on SQLite (read back by json_each), an array on
-    PostgreSQL."""
+    """A list of text values (ids) bound as one parameter: JSON text on SQLite (read back by json_each), an
+    array of text on PostgreSQL."""
 
     impl = String
     cache_ok = True
@@ -67,7 +67,7 @@ class _ValueList(TypeDecorator[Collection[Any]]):
 
 
 class among(ColumnElement[bool]):
-    """`column` is one of the values of the list given as the parameter `name`, with one parameter however
+    """`column` (text) is one of the values of the list given as the parameter `name`, with one parameter however
     long the list: `column IN (SELECT value FROM json_each(:name))` on SQLite, `column = ANY(:name)` on
     PostgreSQL. An expanding IN (`column.in_(...)`) renders and binds one parameter per value at each
     execution, which costs more than the lookups when a batch asks for thousands."""
