@@ -54,9 +54,8 @@ async def fill_sqlite_ledger(url: str, total: int, tag: str) -> None:
         for first in range(0, total, 50_000):
             rows = []
             for n in range(first, min(total, first + 50_000)):
-                row = dict(zip(COLUMNS, _row(n, now + timedelta(days=1, seconds=n % 2_592_000), now, "", tag),
+                row = dict(zip(COLUMNS, _row(n, now + timedelta(days=1, seconds=n % 2_592_000), now, context, tag),
                                strict=True))
-                row["context"] = context
                 if n % 2:
                     row.update(status=DeliveryStatus.SENT.value, sent_at=now - timedelta(days=1), attempts=1)
                 rows.append(row)

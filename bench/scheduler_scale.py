@@ -39,7 +39,8 @@ POOL_SIZE = 4
 LEAD_S = 5.0
 
 
-def _row(n: int, due_at: datetime, now: datetime, context: str, tag: str) -> tuple[Any, ...]:
+def _row(n: int, due_at: datetime, now: datetime, context: Any, tag: str) -> tuple[Any, ...]:
+    """A pending reminder: `context` as the writer takes it (JSON text for COPY, a dict for SQLAlchemy Core)."""
     return (f"{tag}-{n:08d}", f"apt-{tag}-{n:08d}", "reminder_24h", "email", 1, "reminder",
             f"{tag}-{n}@example.com", "en-CA", context, due_at, due_at, None, "pending", 0, now, now)
 

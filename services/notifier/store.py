@@ -27,7 +27,6 @@ _SENT_STEPS = (
            deliveries.c.sent_at.is_not(None))
     .order_by(deliveries.c.due_at)
 )
-# By primary key; a row found at another sequence was replaced meanwhile.
 _DELETE = (delete(appointments).where(among(appointments.c.appointment_id, "ids"))
            .returning(appointments.c.appointment_id, appointments.c.last_sequence))
 _CANCEL = (update(deliveries)

@@ -116,8 +116,13 @@ def _claim_statements(of_one_channel: bool, skip_locked: bool) -> tuple[Select[A
     PostgreSQL, 100,000 due among a million: 0.3 s a claim)."""
     now = bindparam("claim_now", type_=deliveries.c.due_at.type)
     limit = bindparam("claim_limit", type_=Integer())
-    pending = and_(deliveries.c.status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now)
-    lease_over = and_(deliveries.c.status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now)
+
+    def due(status: ColumnElement[Any]) -> tuple[ColumnElement[bool], ColumnElement[bool]]:
+        """Pending and its time come; being sent and its lease over."""
+        return (and_(status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now),
+                and_(status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now))
+
+    pending, lease_over = due(deliveries.c.status)
     of_channel = deliveries.c.channel == bindparam("claim_channel") if of_one_channel else true()
 
     def earliest(due: ColumnElement[bool]) -> Select[Any]:
@@ -129,11 +134,9 @@ def _claim_statements(of_one_channel: bool, skip_locked: bool) -> tuple[Select[A
 
     both = union_all(earliest(pending), earliest(lease_over)).subquery()
     find = select(both).order_by(both.c.due_at).limit(limit)
-    # Taken by their ids. Still due is checked again, not looked up: by its index SQLite (no statistics)
-    # walked every due row of the channel for each claim of a dozen.
-    status = unindexed(deliveries.c.status)
-    still_due = or_(and_(status == DeliveryStatus.PENDING.value, deliveries.c.due_at <= now),
-                    and_(status == DeliveryStatus.SENDING.value, deliveries.c.lease_until <= now))
+    # Taken by their ids; still due is checked again, not looked up by the status index, along which SQLite
+    # (no statistics) walked every due row of the channel for each claim of a dozen.
+    still_due = or_(*due(unindexed(deliveries.c.status)))
     take = (
         update(deliveries)
         .where(among(deliveries.c.id, "claim_ids"), still_due, of_channel)
