@@ -69,7 +69,7 @@ class RequestGate:
                 await self._refuse(send, has_body, 401, "unauthorized", "send a valid API key in the X-API-Key header",
                                    {"WWW-Authenticate": "X-API-Key"})
                 return
-            scope.setdefault("state", {})["client"] = client  # the routes' authenticated_client reads it
+            scope.setdefault("state", {})["client"] = client  # the routes' booking_api checks it
             wait = self.buckets.take(client)
             if wait > 0:
                 retry_after = {"Retry-After": str(max(1, math.ceil(wait)))}

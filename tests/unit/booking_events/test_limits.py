@@ -5,7 +5,7 @@ import json
 from collections.abc import AsyncIterator, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import pytest
@@ -13,6 +13,7 @@ from fastapi import FastAPI
 
 from services.booking_events import bootstrap
 from services.booking_events.bootstrap import BookingParts
+from services.booking_events.http_gate import RequestGate
 from services.booking_events.settings import BookingSettings
 from services.booking_events.tables import SCHEMA as BOOKING_SCHEMA
 from shared.clock import FixedClock
@@ -97,6 +98,18 @@ async def test_an_unknown_caller_is_refused_before_its_body_is_read(parts: Booki
 
     assert sender.status == 401
     assert sender.read == 0
+
+
+async def test_a_request_that_did_not_come_through_the_gate_is_refused(parts: BookingParts) -> None:
+    app = parts.app
+    app.user_middleware = [entry for entry in app.user_middleware if entry.cls is not cast(Any, RequestGate)]
+    body = json.dumps(booking()).encode()
+    headers = {"X-API-Key": API_KEY, "Content-Type": "application/json", "Content-Length": str(len(body))}
+
+    sender = await post_raw(app, Sender([body]), headers)
+
+    assert sender.status == 401
+    assert json.loads(sender.body)["error"] == "unauthorized"
 
 
 async def test_a_booking_of_ordinary_size_still_goes_through(client: httpx.AsyncClient) -> None:
