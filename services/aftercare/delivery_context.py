@@ -68,7 +68,7 @@ async def last_check_in_texted(connection: AsyncConnection, phone: str) -> datet
         select(func.max(deliveries.c.sent_at)).where(and_(
             deliveries.c.appointment_id.in_(of_phone), deliveries.c.channel == "sms",
             deliveries.c.template == CHECK_IN_TEMPLATE, deliveries.c.recipient == phone,
-            unindexed(deliveries.c.status) == DeliveryStatus.SENT,  # by appointment, not every message sent
+            unindexed(deliveries.c.status) == DeliveryStatus.SENT,  # by phone or appointment, not every text sent
             or_(deliveries.c.provider_status.is_(None), deliveries.c.provider_status.not_in(_NOT_DELIVERED)),
         ))
     )).scalar()

@@ -61,7 +61,9 @@ deliveries = Table(
     # The dispatcher's claims and next-due times are per channel: each is a range of this index, in due
     # order (one channel's messages are not found by walking past the other's).
     Index("ix_deliveries_status_channel_due", "status", "channel", "due_at"),
-    Index("ix_deliveries_appointment", "appointment_id"),
+    # An appointment's messages are found by the unique key, which starts with appointment_id; one address's
+    # (an opt-out, a text whose outcome is unknown looked for among those sent to its number) by this.
+    Index("ix_deliveries_recipient", "recipient", "channel"),
     Index("ix_deliveries_provider_id", "provider_id"),
 )
 

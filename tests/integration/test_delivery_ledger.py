@@ -451,3 +451,28 @@ async def test_a_claim_takes_what_it_found_by_id_without_walking_every_due_row_o
         await engine.dispose()
     assert [c.delivery.step for c in claimed] == [f"reminder-{n}" for n in range(299, 289, -1)]
     assert steps and all("(id=?)" in step for step in steps), steps
+
+
+async def test_an_opt_out_and_a_look_for_an_earlier_send_find_one_address_by_its_index_on_sqlite(
+    tmp_path: Any,
+) -> None:
+    """An opt-out cancels what is pending to one address; a text whose outcome is unknown is looked for
+    among those already sent to its number. Both went through every pending message of the channel (the
+    status index), or every message, holding SQLite's write lock while a STOP was applied."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path}/ledger.db")
+    await create_tables(engine, NOTIFIER_SCHEMA)
+    texts = [replace(intent(step="reminder", channel="sms"), appointment_id=f"apt-{n}", recipient=f"+1416555{n:04d}")
+             for n in range(300)]
+    async with engine.begin() as connection:
+        await connection.execute(deliveries.insert(), rows_of(texts, NOW))
+    statements = statements_of(engine)
+    ledger = DeliveryLedger(engine)
+    try:
+        async with engine.begin() as connection:
+            cancelled = await ledger.cancel_pending_to(connection, "sms", "+14165550007", "opted_out", NOW)
+        await ledger.provider_ids_to("sms", "+14165550008")
+        steps = await plan_steps(engine, statements, "deliveries", kinds=("SELECT", "UPDATE"))
+    finally:
+        await engine.dispose()
+    assert cancelled == 1
+    assert len(steps) == 2 and all("(recipient=? AND channel=?)" in step for step in steps), steps
