@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import base64
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,34 @@ from shared.templates.catalogue import TemplateCatalogue
 from shared.templates.formatting import appointment_type_name
 
 CALENDAR_TEMPLATES = {"confirmation": False, "reschedule_notice": False, "cancellation_notice": True}
+
+
+class LinksOnDemand(dict[str, Any]):
+    """The patient's links of one message, each made the first time its template (or a header) reads it.
+
+    Each is an encrypted token: most templates show one or two of them (a confirmation its unsubscribe
+    link, a text none), and making every one for every message was a tenth of a dispatcher's CPU. Once
+    made, a link is kept: the text part, the HTML part and the List-Unsubscribe header show the same one.
+    A name that is no link is a KeyError, as in any dict (a template's typo fails, not renders blank);
+    `get` and `in` know every link, made or not (templates ask `links.get("screening")`).
+    """
+
+    def __init__(self, makers: dict[str, Callable[[], Any]]) -> None:
+        super().__init__()
+        self._makers = makers
+
+    def __missing__(self, name: str) -> Any:
+        value = self[name] = self._makers[name]()
+        return value
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._makers or super().__contains__(name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        try:
+            return self[name]
+        except KeyError:
+            return default
 
 
 class MessageComposer:
@@ -45,15 +74,16 @@ class MessageComposer:
             if location
             else {"name": identity.name, "address": identity.mailing_address, "phone": identity.phone}
         )
-        context["links"] = {
+        links = self.links
+        context["links"] = LinksOnDemand({
             # Staff messages are not subject to patient consent: no unsubscribe to offer.
-            "unsubscribe": None if staff else self.links.unsubscribe_url(channel, recipient, locale),
-            "check_in": self.links.check_in_url(check_in_id) if check_in_id else None,
-            "scores": self.links.score_urls(check_in_id) if check_in_id else [],
+            "unsubscribe": lambda: None if staff else links.unsubscribe_url(channel, recipient, locale),
+            "check_in": lambda: links.check_in_url(check_in_id) if check_in_id else None,
+            "scores": lambda: links.score_urls(check_in_id) if check_in_id else [],
             # The pre-visit questions, for the appointment types that ask some (patient emails only).
-            "screening": (None if staff or channel != "email"
-                          else screening_link(self.links, self.clinic, context, locale)),
-        }
+            "screening": lambda: (None if staff or channel != "email"
+                                  else screening_link(links, self.clinic, context, locale)),
+        })
         return context
 
     def email(self, delivery: Delivery, now: datetime) -> EmailMessage:

@@ -1,0 +1,65 @@
+"""A message makes the patient links its template shows, and no others: each is an encrypted token."""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from services.notifier.domain.decisions import decide
+from shared.clinic_config import load_clinic_config
+from shared.delivery.compose import MessageComposer
+from shared.ledger.model import Delivery, DeliveryIntent, DeliveryStatus
+from shared.links import PatientLinks
+from shared.templates.catalogue import TemplateCatalogue
+from tests.support.events import booked
+
+CLINIC = load_clinic_config(Path(__file__).resolve().parents[2] / "deploy" / "clinic.yaml")
+NOW = datetime.fromisoformat("2026-06-08T14:00:00+00:00")
+
+
+class CountingLinks(PatientLinks):
+    def __init__(self) -> None:
+        super().__init__("https://care.example", "a-secret-only-the-tests-know-and-keep")
+        self.made: list[str] = []
+
+    def encrypt_token(self, purpose: str, payload: dict[str, Any], issued_at: datetime | None = None) -> str:
+        self.made.append(purpose)
+        return super().encrypt_token(purpose, payload, issued_at)
+
+
+def delivery(intent: DeliveryIntent) -> Delivery:
+    return Delivery(
+        id="d-1", appointment_id=intent.appointment_id, step=intent.step, channel=intent.channel,
+        appointment_version=intent.appointment_version, template=intent.template, recipient=intent.recipient,
+        locale=intent.locale, context=intent.context, scheduled_for=intent.due_at, due_at=intent.due_at,
+        expires_at=intent.expires_at, status=DeliveryStatus.SENDING, attempts=0, sent_at=None, reason=None,
+        error_code=None, provider_id=None,
+    )
+
+
+def intents_of_a_needling_booking() -> dict[tuple[str, str], DeliveryIntent]:
+    intents = decide(booked("apt-dn-1", NOW + timedelta(days=5)), None, {}, CLINIC, NOW).intents
+    return {(intent.template, intent.channel): intent for intent in intents}
+
+
+@pytest.mark.parametrize(("template", "channel", "made"), [
+    ("confirmation", "email", ["unsubscribe"]),  # once, for the footers and the List-Unsubscribe header
+    ("pre_session_guidance", "email", ["unsubscribe", "screening"]),
+    ("confirmation", "sms", []),
+    ("reminder", "sms", []),
+])
+def test_a_message_makes_only_the_links_its_template_shows(template: str, channel: str, made: list[str]) -> None:
+    links = CountingLinks()
+    composer = MessageComposer(TemplateCatalogue(), CLINIC, links)
+    intent = intents_of_a_needling_booking()[(template, channel)]
+
+    if channel == "email":
+        message = composer.email(delivery(intent), NOW)
+        unsubscribe = message.headers["List-Unsubscribe"].strip("<>")
+        assert unsubscribe in message.text and unsubscribe in message.html
+    else:
+        composer.sms(delivery(intent))
+
+    assert sorted(links.made) == sorted(made)
