@@ -82,7 +82,7 @@ class MessageComposer:
             "scores": lambda: links.score_urls(check_in_id) if check_in_id else [],
             # The pre-visit questions, for the appointment types that ask some (patient emails only).
             "screening": lambda: (None if staff or channel != "email"
-                                  else screening_link(links, self.clinic, context, locale)),
+                                  else screening_link(links, self.clinic, stored, locale)),
         })
         return context
 

@@ -1,6 +1,7 @@
 """A message makes the patient links its template shows, and no others: each is an encrypted token."""
 from __future__ import annotations
 
+import gc
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -63,3 +64,20 @@ def test_a_message_makes_only_the_links_its_template_shows(template: str, channe
         composer.sms(delivery(intent))
 
     assert sorted(links.made) == sorted(made)
+
+
+def test_composing_a_message_leaves_nothing_for_the_cycle_collector() -> None:
+    """A message's context is freed as soon as it is sent: the links made on demand do not point back at it
+    (a cycle per message left every context to the collector, and the dispatcher 10% slower)."""
+    composer = MessageComposer(TemplateCatalogue(), CLINIC, CountingLinks())
+    intents = intents_of_a_needling_booking()
+    composer.email(delivery(intents[("pre_session_guidance", "email")]), NOW)  # templates compiled
+    gc.collect()
+    gc.disable()
+    try:
+        for template in ("confirmation", "pre_session_guidance"):
+            composer.email(delivery(intents[(template, "email")]), NOW)
+        composer.sms(delivery(intents[("confirmation", "sms")]))
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
