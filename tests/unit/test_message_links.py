@@ -11,9 +11,10 @@ import pytest
 from services.notifier.domain.decisions import decide
 from shared.clinic_config import load_clinic_config
 from shared.delivery.compose import MessageComposer
-from shared.ledger.model import Delivery, DeliveryIntent, DeliveryStatus
+from shared.ledger.model import DeliveryIntent
 from shared.links import PatientLinks
 from shared.templates.catalogue import TemplateCatalogue
+from tests.support.deliveries import claimed
 from tests.support.events import booked
 
 CLINIC = load_clinic_config(Path(__file__).resolve().parents[2] / "deploy" / "clinic.yaml")
@@ -28,16 +29,6 @@ class CountingLinks(PatientLinks):
     def encrypt_token(self, purpose: str, payload: dict[str, Any], issued_at: datetime | None = None) -> str:
         self.made.append(purpose)
         return super().encrypt_token(purpose, payload, issued_at)
-
-
-def delivery(intent: DeliveryIntent) -> Delivery:
-    return Delivery(
-        id="d-1", appointment_id=intent.appointment_id, step=intent.step, channel=intent.channel,
-        appointment_version=intent.appointment_version, template=intent.template, recipient=intent.recipient,
-        locale=intent.locale, context=intent.context, scheduled_for=intent.due_at, due_at=intent.due_at,
-        expires_at=intent.expires_at, status=DeliveryStatus.SENDING, attempts=0, sent_at=None, reason=None,
-        error_code=None, provider_id=None,
-    )
 
 
 def intents_of_a_needling_booking() -> dict[tuple[str, str], DeliveryIntent]:
@@ -57,11 +48,11 @@ def test_a_message_makes_only_the_links_its_template_shows(template: str, channe
     intent = intents_of_a_needling_booking()[(template, channel)]
 
     if channel == "email":
-        message = composer.email(delivery(intent), NOW)
+        message = composer.email(claimed(intent), NOW)
         unsubscribe = message.headers["List-Unsubscribe"].strip("<>")
         assert unsubscribe in message.text and unsubscribe in message.html
     else:
-        composer.sms(delivery(intent))
+        composer.sms(claimed(intent))
 
     assert sorted(links.made) == sorted(made)
 
@@ -71,13 +62,13 @@ def test_composing_a_message_leaves_nothing_for_the_cycle_collector() -> None:
     (a cycle per message left every context to the collector, and the dispatcher 10% slower)."""
     composer = MessageComposer(TemplateCatalogue(), CLINIC, CountingLinks())
     intents = intents_of_a_needling_booking()
-    composer.email(delivery(intents[("pre_session_guidance", "email")]), NOW)  # templates compiled
+    composer.email(claimed(intents[("pre_session_guidance", "email")]), NOW)  # templates compiled
     gc.collect()
     gc.disable()
     try:
         for template in ("confirmation", "pre_session_guidance"):
-            composer.email(delivery(intents[(template, "email")]), NOW)
-        composer.sms(delivery(intents[("confirmation", "sms")]))
+            composer.email(claimed(intents[(template, "email")]), NOW)
+        composer.sms(claimed(intents[("confirmation", "sms")]))
         assert gc.collect() == 0
     finally:
         gc.enable()

@@ -12,9 +12,10 @@ from shared.channels.messages import EmailMessage
 from shared.clinic_config import load_clinic_config
 from shared.delivery.compose import MessageComposer
 from shared.events.appointment import AppointmentEvent
-from shared.ledger.model import Delivery, DeliveryIntent, DeliveryStatus
+from shared.ledger.model import DeliveryIntent
 from shared.links import PatientLinks
 from shared.templates.catalogue import TemplateCatalogue
+from tests.support.deliveries import claimed
 from tests.support.events import cancelled, patient, rescheduled
 from tests.unit.notifier.test_series_decisions import NOW, plan
 
@@ -23,7 +24,7 @@ COMPOSER = MessageComposer(TemplateCatalogue(), CLINIC, PatientLinks("https://ca
 
 
 def email_of(intent: DeliveryIntent) -> EmailMessage:
-    return COMPOSER.email(_as_delivery(intent), NOW)
+    return COMPOSER.email(claimed(intent), NOW)
 
 
 def calendar_of(message: EmailMessage) -> Calendar:
@@ -60,17 +61,7 @@ def test_a_plan_confirmation_in_french_lists_every_session_in_french() -> None:
 
     assert "6 rendez-vous" in message.subject
     assert message.text.count(" à 17 h 30") == 6
-    assert "6 rendez-vous" in COMPOSER.sms(_as_delivery(sms)).body
-
-
-def _as_delivery(intent: DeliveryIntent) -> Delivery:
-    return Delivery(
-        id="d-2", appointment_id=intent.appointment_id, step=intent.step, channel=intent.channel,
-        appointment_version=intent.appointment_version, template=intent.template, recipient=intent.recipient,
-        locale=intent.locale, context=intent.context, scheduled_for=intent.due_at, due_at=intent.due_at,
-        expires_at=intent.expires_at, status=DeliveryStatus.SENDING, attempts=0, sent_at=None, reason=None,
-        error_code=None, provider_id=None,
-    )
+    assert "6 rendez-vous" in COMPOSER.sms(claimed(sms)).body
 
 
 def _state(event: AppointmentEvent) -> AppointmentState:
