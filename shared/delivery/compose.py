@@ -26,7 +26,9 @@ class LinksOnDemand(dict[str, Any]):
     link, a text none), and making every one for every message was a tenth of a dispatcher's CPU. Once
     made, a link is kept: the text part, the HTML part and the List-Unsubscribe header show the same one.
     A name that is no link is a KeyError, as in any dict (a template's typo fails, not renders blank);
-    `get` and `in` know every link, made or not (templates ask `links.get("screening")`).
+    `get` and `in` know every link, made or not (templates ask `links.get("screening")`). A maker must
+    not hold the context that holds the links: each message's context would then be a reference cycle,
+    freed by the cycle collector instead of when it is sent.
     """
 
     def __init__(self, makers: dict[str, Callable[[], Any]]) -> None:
