@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=500_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    if args.messages < 2 or args.repeat < 1:
+        parser.error("--messages must be at least 2 and --repeat at least 1")
     print(describe())
     timings = asyncio.run(measure(args.messages, args.repeat))
     print(f"\nSQLite ledger of {args.messages:,} messages, all pending, half of them texts; {args.repeat} of each:\n")
