@@ -22,6 +22,7 @@ from shared.events.appointment import AppointmentEvent
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryIntent
 from shared.observability import get_logger
+from shared.scheduling.memo import PlanMemo
 
 log = get_logger(__name__)
 IGNORED_EVENT_IDS_LOGGED = 20
@@ -103,9 +104,11 @@ class AppointmentEventHandler:
             # in this batch has no history and nothing pending but what this batch records.
             may_have_pending = set(stored)
             writes = LedgerWrites()
+            # The batch's appointments at one time, in one zone, share a plan: it is made once.
+            plans = PlanMemo()
             for event in events:
                 decision = decide(event, latest.get(event.appointment_id), sent.get(event.appointment_id, {}),
-                                  self.clinic, now)
+                                  self.clinic, now, plan=plans.plan)
                 if decision.applied:
                     assert decision.new_state is not None
                     if decision.cancel_pending_because and event.appointment_id in may_have_pending:

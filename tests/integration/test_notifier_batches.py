@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +20,7 @@ from shared.events.appointment import AppointmentEvent
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryStatus
 from shared.ledger.tables import deliveries
+from shared.scheduling import plan_schedule
 from tests.conftest import create_postgres_database
 from tests.support.events import booked, cancelled, completed, no_show, rescheduled
 from tests.support.sqlite_plans import plan_steps, statements_of
@@ -172,3 +173,31 @@ async def test_a_batch_finds_its_appointments_messages_by_appointment_however_ma
     assert any(s.startswith("SELECT") and "deliveries" in s for s, _ in statements), "it read what was sent"
     assert any(s.startswith("UPDATE deliveries") for s, _ in statements), "it cancelled what was pending"
     assert steps and all("(appointment_id=?)" in step for step in steps), steps
+
+
+async def test_a_batch_of_bookings_plans_each_appointment_time_once(
+    handlers: tuple[AppointmentEventHandler, AppointmentEventHandler], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A clinic books in slots: a morning's bookings read in one batch share a few times, and planning
+    their guidance and reminders (zones, quiet hours) was most of the CPU of applying them."""
+    handler, _ = handlers
+    planned: list[datetime] = []
+
+    def counted(schedule: Any, **asked: Any) -> Any:
+        planned.append(asked["anchor"])
+        return plan_schedule(schedule, **asked)
+
+    monkeypatch.setattr("shared.scheduling.memo.plan_schedule", counted)
+    monkeypatch.setattr("services.notifier.domain.decisions.plan_schedule", counted)
+    slots = [NOW + timedelta(days=3, hours=hour) for hour in (1, 2, 3)]
+    bookings = [booked(f"apt-{n}", slots[n % 3]) for n in range(12)]
+    await handler.handle_batch(bookings)
+
+    assert sorted(planned) == slots
+    _, ledger = await what_is_recorded(handler)
+    due_at = [column.name for column in deliveries.c if column.name != "id"].index("due_at")
+    times = {booking.appointment_id: sorted(row[due_at] for row in ledger if row[0] == booking.appointment_id)
+             for booking in bookings}
+    assert all(times.values()), "every booking has its own messages"
+    assert {tuple(times[f"apt-{n}"]) for n in range(12)} == {tuple(times[f"apt-{n}"]) for n in range(3)}
+    assert len({tuple(times[f"apt-{n}"]) for n in range(3)}) == 3, "each slot has its own times"

@@ -42,6 +42,7 @@ from shared.events.appointment import (
     AppointmentRescheduled,
 )
 from shared.ledger.model import DeliveryIntent
+from shared.scheduling.memo import Planner
 from shared.scheduling.plan import SkippedStep, plan_schedule
 from shared.scheduling.steps import Schedule, ScheduleStep
 
@@ -79,8 +80,11 @@ def decide(
     already_sent: Mapping[str, datetime],
     clinic: ClinicConfig,
     now: datetime,
+    *,
+    plan: Planner = plan_schedule,
 ) -> EventDecision:
-    """`already_sent` maps each step of this appointment already sent to when it was sent."""
+    """`already_sent` maps each step of this appointment already sent to when it was sent; `plan` plans
+    the pre-session schedule (a `PlanMemo`'s, to plan the same appointment time once for many events)."""
     if current is not None:
         if event.sequence <= current.last_sequence:
             return EventDecision(ignored_because="not_newer_than_applied_sequence")
@@ -103,7 +107,7 @@ def decide(
         )
 
     assert isinstance(event, (AppointmentBooked, AppointmentRescheduled))
-    scheduled, skipped = _pre_session_schedule(event, channels, context, already_sent, clinic, now)
+    scheduled, skipped = _pre_session_schedule(event, channels, context, already_sent, clinic, now, plan)
     return EventDecision(
         new_state=new_state,
         cancel_pending_because="rescheduled" if current is not None else None,
@@ -220,12 +224,13 @@ def _pre_session_schedule(
     already_sent: Mapping[str, datetime],
     clinic: ClinicConfig,
     now: datetime,
+    plan_of: Planner,
 ) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
     schedule = clinic.pre_session_schedule(event.appointment.type.value)
     if schedule is None:
         return (), ()
     starts_at = event.appointment.starts_at
-    plan = plan_schedule(
+    plan = plan_of(
         schedule,
         anchor=starts_at,
         time_zone=event.patient.zone,
