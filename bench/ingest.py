@@ -304,4 +304,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    uvloop.run(main())  # the services run on uvloop as deployed (`shared.process.run_service`)
