@@ -22,6 +22,7 @@
 """
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
@@ -167,9 +168,14 @@ def _local_wall_clock(moment: datetime, time_zone: ZoneInfo) -> datetime:
     return moment.astimezone(time_zone).replace(tzinfo=None, fold=0)
 
 
+@functools.lru_cache(maxsize=4096)
 def _instants_at(wall_clock: datetime, time_zone: ZoneInfo) -> tuple[datetime, ...]:
     """The UTC instants a local wall clock shows: one; two, in order, in a fall-back hour;
-    for a time inside a spring-forward gap, the first instant after the gap."""
+    for a time inside a spring-forward gap, the first instant after the gap.
+
+    Remembered: the same wall clocks come back plan after plan (the end of quiet hours on a given
+    day, a slot's reminder times), and each reading costs several conversions. The answer depends on
+    the wall clock and the zone only (not on the wall clock's fold: both folds are read here)."""
     earlier, later = wall_clock.replace(tzinfo=time_zone, fold=0), wall_clock.replace(tzinfo=time_zone, fold=1)
     offset = earlier.utcoffset()
     if offset is not None and offset == later.utcoffset():
