@@ -30,3 +30,10 @@ def appointment_context(event: EventEnvelope, **extra: Any) -> dict[str, Any]:
         "cancelled_by": event.cancelled_by if isinstance(event, AppointmentCancelled) else None,
         "extra": extra,
     }
+
+
+def with_extra(context: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    """The same appointment's context with other `extra`s: what it says of the appointment is shared with
+    `context`, not made again (a visit's check-in rounds each have their own extras). A context is
+    written to the ledger as it is and never changed, so the sharing cannot show."""
+    return {**context, "extra": extra}

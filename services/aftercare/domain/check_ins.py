@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from shared.clinic_config import ClinicConfig
-from shared.delivery.context import appointment_context
+from shared.delivery.context import appointment_context, with_extra
 from shared.delivery.intents import intents_for
 from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import AppointmentCompleted
@@ -76,6 +76,7 @@ def check_in_id(appointment_id: str, round_number: int) -> str:
 
 def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datetime) -> AftercarePlan:
     channels = reachable_channels(event.patient)
+    visit = appointment_context(event)
     # Sent as the visit ends, except that a text waits out the night like any other.
     advice_plan = plan_schedule(
         _advice_schedule(tuple(channels)),
@@ -85,7 +86,7 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
         event,
         [replace(message, step="aftercare_advice") for message in advice_plan.planned],
         channels,
-        appointment_context(event, needled_near_chest=event.needled_near_chest),
+        with_extra(visit, needled_near_chest=event.needled_near_chest),
     )
     schedule = clinic.check_in_schedule(event.appointment.type.value)
     if schedule is None:
@@ -107,7 +108,7 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
             CheckInPlan(identifier, number, len(rounds), min(m.due_at for m in messages),
                         tuple(sorted({m.channel for m in messages})))
         )
-        context = appointment_context(event, check_in_id=identifier, round=number, rounds=len(rounds))
+        context = with_extra(visit, check_in_id=identifier, round=number, rounds=len(rounds))
         intents.extend(intents_for(event, messages, channels, context))
     return AftercarePlan(tuple(check_ins), tuple(intents), plan.skipped)
 

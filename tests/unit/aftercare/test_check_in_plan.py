@@ -9,6 +9,7 @@ import pytest
 
 from services.aftercare.domain.check_ins import AftercarePlan, check_in_id, plan_aftercare
 from shared.clinic_config import ClinicConfig, load_clinic_config
+from shared.delivery.context import appointment_context
 from shared.events.appointment import AppointmentCompleted, AppointmentType
 from shared.events.patient import ChannelConsent
 from shared.ledger.model import DeliveryIntent
@@ -132,3 +133,17 @@ def test_a_french_speaking_patient_gets_everything_in_french(clinic: ClinicConfi
     plan = plan_aftercare(visit_completed_at(toronto(9, 16), locale="fr-CA"), clinic, toronto(9, 16, 2))
 
     assert {m.locale for m in plan.intents} == {"fr-CA"}
+
+
+def test_each_message_of_a_visit_carries_the_appointment_and_only_its_own_extras(clinic: ClinicConfig) -> None:
+    finished = toronto(2, 15)
+    visit = visit_completed_at(finished)
+    plan = plan_aftercare(visit, clinic, finished)
+
+    for intent in plan.intents:
+        assert intent.context == appointment_context(visit, **intent.context["extra"])
+    assert {str(intent.context["extra"]) for intent in advice(plan)} == {
+        str({"needled_near_chest": visit.needled_near_chest})}
+    rounds = sorted({(i.context["extra"]["round"], i.context["extra"]["check_in_id"], i.context["extra"]["rounds"])
+                     for i in plan.intents if i.template != "aftercare_advice"})
+    assert rounds == [(c.round, c.id, len(plan.check_ins)) for c in plan.check_ins]
