@@ -108,7 +108,7 @@ class AppointmentEventHandler:
             plans = PlanMemo()
             for event in events:
                 decision = decide(event, latest.get(event.appointment_id), sent.get(event.appointment_id, {}),
-                                  self.clinic, now, plan=plans.plan)
+                                  self.clinic, now, plan_of=plans.plan)
                 if decision.applied:
                     assert decision.new_state is not None
                     if decision.cancel_pending_because and event.appointment_id in may_have_pending:

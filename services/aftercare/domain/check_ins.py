@@ -18,6 +18,7 @@ from shared.delivery.intents import intents_for
 from shared.delivery.recipients import reachable_channels
 from shared.events.appointment import AppointmentCompleted
 from shared.ledger.model import DeliveryIntent
+from shared.scheduling.memo import Planner
 from shared.scheduling.plan import PlannedMessage, SkippedStep, plan_schedule
 from shared.scheduling.steps import Schedule, ScheduleStep
 
@@ -74,11 +75,13 @@ def check_in_id(appointment_id: str, round_number: int) -> str:
     return str(uuid.uuid5(_CHECK_IN_NAMESPACE, f"{appointment_id}:{round_number}"))
 
 
-def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datetime) -> AftercarePlan:
+def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datetime, *,
+                   plan_of: Planner = plan_schedule) -> AftercarePlan:
+    """`plan_of` plans the schedules (a `PlanMemo`'s, to plan once for the visits that end together)."""
     channels = reachable_channels(event.patient)
     visit = appointment_context(event)
     # Sent as the visit ends, except that a text waits out the night like any other.
-    advice_plan = plan_schedule(
+    advice_plan = plan_of(
         _advice_schedule(tuple(channels)),
         anchor=now, time_zone=event.patient.zone, quiet_hours=clinic.quiet_hours, now=now,
     )
@@ -91,7 +94,7 @@ def plan_aftercare(event: AppointmentCompleted, clinic: ClinicConfig, now: datet
     schedule = clinic.check_in_schedule(event.appointment.type.value)
     if schedule is None:
         return AftercarePlan((), advice, ())
-    plan = plan_schedule(
+    plan = plan_of(
         schedule,
         anchor=event.completed_at,
         time_zone=event.patient.zone,

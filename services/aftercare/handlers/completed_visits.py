@@ -18,6 +18,7 @@ from shared.events.appointment import AppointmentCompleted, AppointmentEvent
 from shared.ledger.ledger import DeliveryLedger
 from shared.observability import get_logger
 from shared.outbox.store import Outbox, OutgoingEvent
+from shared.scheduling.memo import PlanMemo
 from shared.topics import AFTERCARE_RECORDS
 
 log = get_logger(__name__)
@@ -49,8 +50,10 @@ class CompletedVisitHandler:
         the upcoming visits, then every check-in, every message and every outbox event, each kind at once and
         in the events' order."""
         now = self.clock.now()
-        plans = [plan_aftercare(event, self.clinic, now) if isinstance(event, AppointmentCompleted) else None
-                 for event in events]
+        # Visits that end together, in one zone, reached the same way, share their schedules' plans.
+        memo = PlanMemo()
+        plans = [plan_aftercare(event, self.clinic, now, plan_of=memo.plan) if isinstance(event, AppointmentCompleted)
+                 else None for event in events]
         completions = [(event, plan) for event, plan in zip(events, plans, strict=True)
                        if isinstance(event, AppointmentCompleted) and plan is not None]
         async with self.engine.begin() as connection:

@@ -81,9 +81,9 @@ def decide(
     clinic: ClinicConfig,
     now: datetime,
     *,
-    plan: Planner = plan_schedule,
+    plan_of: Planner = plan_schedule,
 ) -> EventDecision:
-    """`already_sent` maps each step of this appointment already sent to when it was sent; `plan` plans
+    """`already_sent` maps each step of this appointment already sent to when it was sent; `plan_of` plans
     the pre-session schedule (a `PlanMemo`'s, to plan the same appointment time once for many events)."""
     if current is not None:
         if event.sequence <= current.last_sequence:
@@ -107,7 +107,7 @@ def decide(
         )
 
     assert isinstance(event, (AppointmentBooked, AppointmentRescheduled))
-    scheduled, skipped = _pre_session_schedule(event, channels, context, already_sent, clinic, now, plan)
+    scheduled, skipped = _pre_session_schedule(event, channels, context, already_sent, clinic, now, plan_of)
     return EventDecision(
         new_state=new_state,
         cancel_pending_because="rescheduled" if current is not None else None,

@@ -3,7 +3,7 @@ reading them one at a time leaves, and a batch is written in a few statements ho
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +15,7 @@ from services.aftercare.tables import check_ins, upcoming_visits
 from shared.events.appointment import AppointmentEvent
 from shared.events.patient import ChannelConsent
 from shared.ledger.tables import deliveries
+from shared.scheduling import plan_schedule
 from tests.conftest import create_postgres_database
 from tests.integration.aftercare.conftest import VISIT_ENDS, Aftercare, aftercare_on
 from tests.support.events import booked, cancelled, completed, patient, rescheduled
@@ -82,6 +83,32 @@ async def test_a_batch_is_written_in_a_few_statements_however_many_visits_it_hol
     await aftercare.completed_visits.handle_batch([completed(visit, sequence=2) for visit in visits])
     assert len(statements) <= 8, statements  # upcoming visits (2), check-ins, messages, outbox
     assert len(await aftercare.published("CheckInScheduled")) == len(await aftercare.rows(select(check_ins))) > 200
+
+
+async def test_visits_that_end_together_have_their_check_ins_planned_once(
+    aftercare: Aftercare, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The afternoon's visits end on the clinic's slots: read as one batch, each end time is planned once,
+    and so is the advice (due as the batch is read) for each way of reaching the patients."""
+    planned: list[datetime] = []
+
+    def counted(schedule: Any, **asked: Any) -> Any:
+        planned.append(asked["anchor"])
+        return plan_schedule(schedule, **asked)
+
+    monkeypatch.setattr("shared.scheduling.memo.plan_schedule", counted)
+    monkeypatch.setattr("services.aftercare.domain.check_ins.plan_schedule", counted)
+    ends = [VISIT_ENDS - timedelta(minutes=30 * slot) for slot in range(3)]
+    visits = [booked(f"apt-{n}", ends[n % 3] - timedelta(minutes=30), occurred_at=VISIT_ENDS - timedelta(days=5),
+                     who=patient(patient_id=f"pt-{n}", email=f"patient{n}@example.com", phone=f"+1416555{n:04d}"))
+              for n in range(12)]
+    read_at = VISIT_ENDS + timedelta(minutes=3)
+    aftercare.clock.set(read_at)
+    await aftercare.completed_visits.handle_batch([completed(visit, sequence=2) for visit in visits])
+
+    assert sorted(planned) == sorted([*ends, read_at])
+    assert len(await aftercare.rows(select(check_ins))) == 12 * len(
+        {row.round for row in await aftercare.rows(select(check_ins))}), "every visit has all its check-ins"
 
 
 async def test_an_answer_to_the_reminder_stays_while_the_visit_keeps_its_time_and_a_replay_changes_nothing(
