@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,9 @@ from shared.events.appointment import AppointmentEvent
 from shared.ledger.ledger import DeliveryLedger
 from shared.ledger.model import DeliveryStatus
 from shared.ledger.tables import deliveries
-from shared.scheduling import plan_schedule
 from tests.conftest import create_postgres_database
 from tests.support.events import booked, cancelled, completed, no_show, rescheduled
+from tests.support.plans import anchors_planned
 from tests.support.sqlite_plans import plan_steps, statements_of
 from tests.unit.notifier.test_series_decisions import CLINIC, NOW, plan
 
@@ -179,16 +179,9 @@ async def test_a_batch_of_bookings_plans_each_appointment_time_once(
     handlers: tuple[AppointmentEventHandler, AppointmentEventHandler], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A clinic books in slots: a morning's bookings read in one batch share a few times, and planning
-    their guidance and reminders (zones, quiet hours) was most of the CPU of applying them."""
+    their guidance and reminders (zones, quiet hours) was a third of the CPU of deciding them."""
     handler, _ = handlers
-    planned: list[datetime] = []
-
-    def counted(schedule: Any, **asked: Any) -> Any:
-        planned.append(asked["anchor"])
-        return plan_schedule(schedule, **asked)
-
-    monkeypatch.setattr("shared.scheduling.memo.plan_schedule", counted)
-    monkeypatch.setattr("services.notifier.domain.decisions.plan_schedule", counted)
+    planned = anchors_planned(monkeypatch, "services.notifier.domain.decisions")
     slots = [NOW + timedelta(days=3, hours=hour) for hour in (1, 2, 3)]
     bookings = [booked(f"apt-{n}", slots[n % 3]) for n in range(12)]
     await handler.handle_batch(bookings)

@@ -3,7 +3,7 @@ reading them one at a time leaves, and a batch is written in a few statements ho
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -15,10 +15,10 @@ from services.aftercare.tables import check_ins, upcoming_visits
 from shared.events.appointment import AppointmentEvent
 from shared.events.patient import ChannelConsent
 from shared.ledger.tables import deliveries
-from shared.scheduling import plan_schedule
 from tests.conftest import create_postgres_database
 from tests.integration.aftercare.conftest import VISIT_ENDS, Aftercare, aftercare_on
 from tests.support.events import booked, cancelled, completed, patient, rescheduled
+from tests.support.plans import anchors_planned
 
 
 def an_afternoon() -> list[AppointmentEvent]:
@@ -90,14 +90,7 @@ async def test_visits_that_end_together_have_their_check_ins_planned_once(
 ) -> None:
     """The afternoon's visits end on the clinic's slots: read as one batch, each end time is planned once,
     and so is the advice (due as the batch is read) for each way of reaching the patients."""
-    planned: list[datetime] = []
-
-    def counted(schedule: Any, **asked: Any) -> Any:
-        planned.append(asked["anchor"])
-        return plan_schedule(schedule, **asked)
-
-    monkeypatch.setattr("shared.scheduling.memo.plan_schedule", counted)
-    monkeypatch.setattr("services.aftercare.domain.check_ins.plan_schedule", counted)
+    planned = anchors_planned(monkeypatch, "services.aftercare.domain.check_ins")
     ends = [VISIT_ENDS - timedelta(minutes=30 * slot) for slot in range(3)]
     visits = [booked(f"apt-{n}", ends[n % 3] - timedelta(minutes=30), occurred_at=VISIT_ENDS - timedelta(days=5),
                      who=patient(patient_id=f"pt-{n}", email=f"patient{n}@example.com", phone=f"+1416555{n:04d}"))
