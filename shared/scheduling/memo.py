@@ -1,6 +1,6 @@
 """Plans made once for every appointment that would get the same: a clinic books in slots, so a batch of
-events has many appointments at each time, and planning (time zones, quiet hours) is most of the cost of
-deciding an event's messages.
+events has many appointments at each time, and planning (time zones, quiet hours) was half the cost of
+deciding a booking's messages.
 
 `PlanMemo.plan` is `plan_schedule`, remembered for the memo's life by everything the plan depends on:
 the schedule, the anchor, the zone, the quiet hours, `now`, the deadline, what was already sent, and

@@ -179,7 +179,7 @@ async def test_a_batch_of_bookings_plans_each_appointment_time_once(
     handlers: tuple[AppointmentEventHandler, AppointmentEventHandler], monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """A clinic books in slots: a morning's bookings read in one batch share a few times, and planning
-    their guidance and reminders (zones, quiet hours) was a third of the CPU of deciding them."""
+    their guidance and reminders (zones, quiet hours) was half the CPU of deciding them."""
     handler, _ = handlers
     planned = anchors_planned(monkeypatch, "services.notifier.domain.decisions")
     slots = [NOW + timedelta(days=3, hours=hour) for hour in (1, 2, 3)]
