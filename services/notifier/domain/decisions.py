@@ -84,7 +84,8 @@ def decide(
     plan_of: Planner = plan_schedule,
 ) -> EventDecision:
     """`already_sent` maps each step of this appointment already sent to when it was sent; `plan_of` plans
-    the pre-session schedule (a `PlanMemo`'s, to plan the same appointment time once for many events)."""
+    the schedules, the pre-session one and the notices held in quiet hours (a `PlanMemo`'s, to plan the same
+    appointment time once for many events)."""
     if current is not None:
         if event.sequence <= current.last_sequence:
             return EventDecision(ignored_because="not_newer_than_applied_sequence")
@@ -100,7 +101,7 @@ def decide(
     channels = reachable_channels(event.patient)
     # One context for every message of the event (the ledger stores it with each); none without a channel.
     context = appointment_context(event) if channels else {}
-    notices, stale_notices = _notices(event, channels, context, clinic, now)
+    notices, stale_notices = _notices(event, channels, context, clinic, now, plan_of)
     if isinstance(event, (AppointmentCancelled, AppointmentNoShow, AppointmentCompleted)):
         return EventDecision(
             new_state=new_state, cancel_pending_because=new_state.status, intents=notices, skipped=stale_notices
@@ -118,18 +119,18 @@ def decide(
 
 def _notices(
     event: AppointmentEvent, channels: Mapping[str, str], context: dict[str, Any], clinic: ClinicConfig,
-    now: datetime,
+    now: datetime, plan_of: Planner,
 ) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
     template = NOTICE_FOR.get(event.event_type)
     if template is None:
         return (), ()
     if isinstance(event, AppointmentBooked) and event.series is not None:
-        return _series_confirmation(event, channels, clinic, now)
+        return _series_confirmation(event, channels, clinic, now, plan_of)
     expires_at = event.appointment.starts_at
     intents: list[DeliveryIntent] = []
     skipped: list[SkippedStep] = []
     for channel, address in channels.items():
-        due_at = _notice_due_at(template, channel, event, clinic, now)
+        due_at = _notice_due_at(template, channel, event, clinic, now, plan_of)
         if due_at is None:
             skipped.append(SkippedStep(step=template, channel=channel, reason="appointment_started"))
             continue
@@ -152,7 +153,7 @@ def _notices(
 
 
 def _series_confirmation(
-    event: AppointmentBooked, channels: Mapping[str, str], clinic: ClinicConfig, now: datetime
+    event: AppointmentBooked, channels: Mapping[str, str], clinic: ClinicConfig, now: datetime, plan_of: Planner,
 ) -> tuple[tuple[DeliveryIntent, ...], tuple[SkippedStep, ...]]:
     """One confirmation of the whole plan, the same whichever of its sessions' bookings asks for it;
     useful until the plan's last session starts."""
@@ -165,7 +166,7 @@ def _series_confirmation(
     intents: list[DeliveryIntent] = []
     skipped: list[SkippedStep] = []
     for channel, address in channels.items():
-        due_at = _notice_due_at(SERIES_CONFIRMATION, channel, event, clinic, now, deadline=expires_at)
+        due_at = _notice_due_at(SERIES_CONFIRMATION, channel, event, clinic, now, plan_of, deadline=expires_at)
         if due_at is None:
             skipped.append(SkippedStep(step=SERIES_CONFIRMATION, channel=channel, reason="appointment_started"))
             continue
@@ -193,6 +194,7 @@ def _notice_due_at(
     event: AppointmentEvent,
     clinic: ClinicConfig,
     now: datetime,
+    plan_of: Planner,
     deadline: datetime | None = None,
 ) -> datetime | None:
     """Now, or the end of quiet hours when the notice is held; None once the appointment started."""
@@ -201,7 +203,7 @@ def _notice_due_at(
     zone = event.patient.zone
     if now < deadline and not (held and clinic.quiet_hours.contains(now.astimezone(zone).time())):
         return now.astimezone(UTC)  # what the plan below gives outside quiet hours, without planning
-    plan = plan_schedule(_notice_schedule(template, channel, held), anchor=now, time_zone=zone,
+    plan = plan_of(_notice_schedule(template, channel, held), anchor=now, time_zone=zone,
                          quiet_hours=clinic.quiet_hours, now=now, deadline=deadline)
     if plan.planned:
         return plan.planned[0].due_at
