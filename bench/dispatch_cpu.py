@@ -15,12 +15,17 @@ to the outbox) then runs until every confirmation is final. Cases:
   same confirmation (written once beforehand) to the same sink on as many connections in the same
   run, and both rates are read from the sink's own timestamps; the raw client's CPU per message is
   printed too.
+- sms: SMS only (the patients agreed to texts alone), the notifier's own Twilio sender (built from its
+  settings: 8 sends in flight, its rate set far above what the sandbox takes) to the Twilio sandbox in a
+  process of its own; twilio's async client sends as many texts with as many in flight to the same
+  sandbox in the same run (`bench.channels.raw_twilio`), both rates read from the sandbox's own
+  timestamps, the raw client's CPU per message printed too.
 
 It prints the process's CPU per message (the main thread and the database's threads), the main
 thread's alone, the rate, how many were sent and how many recipients got more than one; it asserts
 nothing. Logs go to a file, as deployed (JSON, INFO).
 
-    .venv/bin/python -m bench.dispatch_cpu [--messages 2000] [--cases memory,memory-mixed,smtp]
+    .venv/bin/python -m bench.dispatch_cpu [--messages 2000] [--cases memory,memory-mixed,smtp,sms]
                                            [--connections 1,4] [--profile DIR]
 
 With --profile, each case also writes a cProfile of the main thread while it dispatches
@@ -48,8 +53,8 @@ from zoneinfo import ZoneInfo
 import uvloop
 from sqlalchemy import func, select
 
-from bench.channels import raw_smtp
-from bench.harness.stack import SENDER, SinkProcess, Stack
+from bench.channels import SMS_CONCURRENCY, raw_smtp, raw_twilio
+from bench.harness.stack import SENDER, SandboxProcess, SinkProcess, Stack
 from bench.ingest_cpu import _common
 from services.notifier import bootstrap as notifier
 from services.notifier import migrations as notifier_migrations
@@ -62,10 +67,13 @@ from shared.ledger.model import DeliveryStatus
 from shared.ledger.tables import deliveries
 from shared.observability import configure_logging
 from shared.schema_migrations import upgrade_to_head
-from shared.settings import SmtpSettings
+from shared.settings import SmtpSettings, TwilioSettings
+from tests.support.channels import ACCOUNT_SID, AUTH_TOKEN, CLINIC_NUMBER
 from tests.support.events import booked, patient
 
-CASES = ("memory", "memory-mixed", "smtp")
+CASES = ("memory", "memory-mixed", "smtp", "sms")
+# The sms case's sender rate: far above what the sandbox takes, so that the dispatcher's own pace shows.
+SMS_RATE = 10_000.0
 BOOKINGS_PER_BATCH = 500
 STEP = "confirmation"
 # Confirmations by SMS wait out quiet hours in the patient's zone: the patients live where it is day now.
@@ -96,16 +104,16 @@ class InMemoryProvider:
         return provider_id
 
 
-async def _fill(parts: NotifierParts, count: int, sms: bool) -> dict[str, str]:
+async def _fill(parts: NotifierParts, count: int, sms: bool, email: bool = True) -> dict[str, str]:
     """`count` bookings applied by the notifier's handler; the confirmations due now, id -> recipient."""
     run, zone = uuid.uuid4().hex[:8], _daytime_zone()
     starts = datetime.now(UTC) + timedelta(days=3)
-    consent = ChannelConsent(email=True, sms=sms)
+    consent = ChannelConsent(email=email, sms=sms)
     for first in range(0, count, BOOKINGS_PER_BATCH):
         await parts.handler.handle_batch([
             booked(f"apt-{run}-{n}", starts + timedelta(minutes=n % 600), who=patient(
                 patient_id=f"pt-{run}-{n}", email=f"patient{n}.{run}@example.com",
-                phone=f"+1416555{n % 10_000:04d}", time_zone=zone, consent=consent))
+                phone=f"+1416{5_550_000 + n:07d}", time_zone=zone, consent=consent))
             for n in range(first, min(count, first + BOOKINGS_PER_BATCH))
         ])
     async with parts.engine.connect() as connection:
@@ -175,10 +183,13 @@ async def _dispatch(parts: NotifierParts, case: str, nearly_done: Any,
     return cpu, main_thread, wall, started_at
 
 
-def _settings(folder: str, smtp: SmtpSettings | None = None) -> NotifierSettings:
+def _settings(folder: str, smtp: SmtpSettings | None = None, twilio: TwilioSettings | None = None
+              ) -> NotifierSettings:
     values = _common(f"sqlite+aiosqlite:///{folder}/notifier.db")
     if smtp is not None:
         values["delivery"] = values["delivery"].model_copy(update={"smtp": smtp})
+    if twilio is not None:
+        values["delivery"] = values["delivery"].model_copy(update={"twilio": twilio})
     return NotifierSettings(**values)
 
 
@@ -252,6 +263,36 @@ async def over_smtp(sink: SinkProcess, connections: int, count: int, profile: Pa
                    wall, ours, raw, raw_cpu)
 
 
+async def over_twilio(sandbox: SandboxProcess, count: int, profile: Path | None) -> Measure:
+    twilio = TwilioSettings(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, from_number=CLINIC_NUMBER,
+                            api_base_url=sandbox.url, messages_per_second=SMS_RATE, concurrency=SMS_CONCURRENCY)
+    folder = tempfile.mkdtemp(prefix="bench-dispatch-cpu-")
+    parts = await _built(_settings(folder, twilio=twilio))
+    try:
+        due = await _fill(parts, count, sms=True, email=False)
+        sandbox.forget()
+        raw_cpu = time.process_time()
+        raw_started = await raw_twilio(sandbox.url, SMS_CONCURRENCY, len(due))
+        raw_cpu = time.process_time() - raw_cpu
+        raw = _rate([m["sandbox_received_at"] for m in sandbox.messages()], raw_started)
+        sandbox.forget()
+
+        async def nearly_done() -> bool:  # the ledger is asked every 50 ms: a count on its status index
+            return True
+
+        cpu, main_thread, wall, started = await _dispatch(parts, "sms", nearly_done, profile)
+        outcomes = await _outcomes(parts)
+    finally:
+        await notifier.close(parts)
+        shutil.rmtree(folder, ignore_errors=True)
+    arrived = sandbox.messages()
+    received = Counter(m["to"] for m in arrived)
+    twice = sum(1 for times in received.values() if times > 1)
+    ours = _rate([m["sandbox_received_at"] for m in arrived], started)
+    return Measure("sms", SMS_CONCURRENCY, outcomes[DeliveryStatus.SENT.value], len(due), twice, cpu, main_thread,
+                   wall, ours, raw, raw_cpu)
+
+
 def _row(m: Measure) -> str:
     raw = (f"{m.raw_rate:,.0f} | {100 * m.rate / m.raw_rate:.0f}% | {1000 * (m.raw_cpu or 0) / m.due:.3f}"
            if m.raw_rate else "- | - | -")
@@ -281,14 +322,18 @@ def main() -> None:
                     rows += [uvloop.run(over_smtp(sink, int(n), args.messages, args.profile))
                              for n in args.connections.split(",")]
                     stack.stop(sink)
+                elif case == "sms":
+                    sandbox = stack.start_sandbox("sms-sandbox")
+                    rows.append(uvloop.run(over_twilio(sandbox, args.messages, args.profile)))
+                    stack.stop(sandbox)
                 else:
                     rows.append(uvloop.run(in_memory(case, args.messages, args.profile)))
         finally:
             stack.close()
             sys.stderr = sys.__stderr__
-    print("| case | SMTP connections | sent | recipients sent twice | CPU ms/message (process) "
-          "| CPU ms/message (main thread) | messages/s | raw aiosmtplib messages/s | of raw "
-          "| raw aiosmtplib CPU ms/message | load average |")
+    print("| case | connections (SMTP) or sends in flight (SMS) | sent | recipients sent twice "
+          "| CPU ms/message (process) | CPU ms/message (main thread) | messages/s | raw client messages/s "
+          "| of raw | raw client CPU ms/message | load average |")
     print("|---|---|---|---|---|---|---|---|---|---|---|")
     print("\n".join(_row(m) for m in rows))
     print(f"\nservice logs: {workdir / 'services.log'}")
