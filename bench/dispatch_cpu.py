@@ -309,6 +309,9 @@ def main() -> None:
     parser.add_argument("--connections", default="1,4", help="SMTP connections of the smtp case, e.g. 1,4")
     parser.add_argument("--profile", type=Path, default=None, help="write a cProfile of each case here")
     args = parser.parse_args()
+    unknown = sorted(set(args.cases.split(",")) - set(CASES))
+    if unknown:
+        parser.error(f"unknown case {', '.join(unknown)}: use some of {','.join(CASES)}")
     workdir = Path(tempfile.mkdtemp(prefix="bench-dispatch-cpu-log-"))
     stack = Stack(workdir)
     rows = []
