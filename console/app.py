@@ -28,6 +28,7 @@ from console import readings
 from console.masking import mask_address, masked_body
 from console.replays import Replays
 from console.settings import ConsoleSettings
+from shared.http_edge import NO_OPENTELEMETRY
 from shared.topics import APPOINTMENTS_DEAD_LETTER, CONSENT_DEAD_LETTER, DELIVERIES_DEAD_LETTER
 
 COOKIE = "console_session"
@@ -59,7 +60,7 @@ def build(settings: ConsoleSettings) -> FastAPI:
         await databases.close()
 
     app = FastAPI(title="clinic-notify ops console", docs_url=None, redoc_url=None, openapi_url=None,
-                  lifespan=lifespan)
+                  lifespan=lifespan, telemetry=NO_OPENTELEMETRY)
     environment = Environment(loader=PackageLoader("console", "templates"),
                               autoescape=select_autoescape(["html", "j2"], default=True))
     environment.filters["local"] = lambda moment: "—" if moment is None else (

@@ -12,6 +12,12 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from fastapi.telemetry import TelemetryConfig
+
+# The services export Prometheus metrics and JSON logs, not OpenTelemetry. FastAPI's own telemetry,
+# left on, asks OpenTelemetry for its providers on every request even when none is configured.
+NO_OPENTELEMETRY: TelemetryConfig = {"tracing": False, "metrics": False, "logs": False}
+
 Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 

@@ -20,6 +20,7 @@ from services.aftercare.pages import PatientPages, known_locale
 from services.aftercare.pages.trajectory import trajectory_page
 from services.aftercare.views import patient_trajectory
 from shared.clinic_config import ClinicConfig
+from shared.http_edge import NO_OPENTELEMETRY
 from shared.links import SCORE_LINK_VALIDITY, UNSUBSCRIBE_VALIDITY, InvalidLink, PatientLinks
 from shared.observability import get_logger
 from shared.process import Health
@@ -31,7 +32,8 @@ log = get_logger(__name__)
 def create_web_app(*, answers: CheckInAnswers, consent: ConsentBook, links: PatientLinks, clinic: ClinicConfig,
                    webhook: WebhookSecurity, health: Health, escalations: EscalationDesk,
                    limits: PublicLimits | None = None) -> FastAPI:
-    app = FastAPI(title="clinic-notify aftercare", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="clinic-notify aftercare", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=NO_OPENTELEMETRY)
     # Sizes, content types and rates are checked before any handler reads a request.
     app.add_middleware(PublicEdge, limits=limits or PublicLimits())
     validator = RequestValidator(webhook.auth_token)

@@ -48,6 +48,7 @@ from services.booking_events.store import BookingStore
 from services.booking_events.writer import CommandWriter
 from shared.clock import Clock
 from shared.events.appointment import AppointmentDetails
+from shared.http_edge import NO_OPENTELEMETRY
 from shared.observability import get_logger
 from shared.process import Health
 
@@ -267,6 +268,7 @@ def create_app(api: BookingApi) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
         docs_url="/docs" if docs else None,
         redoc_url=None,
+        telemetry=NO_OPENTELEMETRY,
     )
     app.state.booking = api
     install_error_handlers(app, api.metrics)
@@ -301,7 +303,8 @@ def _openapi_with_locations(app: FastAPI, locations: frozenset[str]) -> dict[str
 
 def create_metrics_app(api: BookingApi) -> FastAPI:
     """/metrics on a port of its own (BOOKING_METRICS_PORT), never on the API's."""
-    app = FastAPI(title="booking events metrics", openapi_url=None, docs_url=None, redoc_url=None)
+    app = FastAPI(title="booking events metrics", openapi_url=None, docs_url=None, redoc_url=None,
+                  telemetry=NO_OPENTELEMETRY)
 
     @app.get("/metrics")
     async def metrics() -> Response:

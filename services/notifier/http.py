@@ -5,12 +5,14 @@ from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 
 from shared.delivery.status_reports import ProviderStatusReports
+from shared.http_edge import NO_OPENTELEMETRY
 from shared.process import Health
 from shared.twilio_webhooks import WebhookSecurity, add_status_callback_route
 
 
 def create_web_app(*, health: Health, reports: ProviderStatusReports, webhook: WebhookSecurity) -> FastAPI:
-    app = FastAPI(title="clinic-notify notifier", docs_url=None, redoc_url=None, openapi_url=None)
+    app = FastAPI(title="clinic-notify notifier", docs_url=None, redoc_url=None, openapi_url=None,
+                  telemetry=NO_OPENTELEMETRY)
 
     @app.get("/healthz")
     async def healthz() -> JSONResponse:

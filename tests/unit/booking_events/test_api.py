@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
@@ -320,3 +321,28 @@ async def test_a_new_booking_costs_three_statements_in_its_transaction(
     assert answer.status_code == 201
     assert statements == ["UPDATE booking_appointments SET", "INSERT INTO booking_appointments",
                           "INSERT INTO booking_outbox"]
+
+
+async def test_a_request_never_asks_opentelemetry_for_its_providers(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The service reports through Prometheus and its logs; nothing is spent per request on a telemetry
+    stack that is not configured."""
+    from opentelemetry import _logs, metrics, trace
+
+    asked: list[str] = []
+
+    def counted(getter: str, original: Callable[[], object]) -> Callable[[], object]:
+        def provider() -> object:
+            asked.append(getter)
+            return original()
+        return provider
+
+    for module, getter in ((trace, "get_tracer_provider"), (metrics, "get_meter_provider"),
+                           (_logs, "get_logger_provider")):
+        monkeypatch.setattr(module, getter, counted(getter, getattr(module, getter)))
+
+    response = await client.post("/v1/appointments", json=booking())
+
+    assert response.status_code == 201
+    assert asked == []
