@@ -13,6 +13,7 @@ import hmac
 import json
 import math
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import SecretStr
@@ -30,15 +31,26 @@ Asgi = Callable[[Scope, Receive, Send], Awaitable[None]]
 PROTECTED_PREFIXES = ("/v1/", "/openapi.json", "/docs")
 
 
-def known_client(api_keys: Sequence[SecretStr], presented: str | None) -> str | None:
+@dataclass(frozen=True)
+class KnownKey:
+    client: str  # the key's digest: what the rate limit, the idempotency keys and the logs know it by
+    secret: bytes = field(repr=False)
+
+
+def known_keys(api_keys: Sequence[SecretStr]) -> tuple[KnownKey, ...]:
+    return tuple(KnownKey(client_digest(key.get_secret_value()), key.get_secret_value().encode()) for key in api_keys)
+
+
+def known_client(keys: Sequence[KnownKey], presented: str | None) -> str | None:
     """The caller's client digest, or None; compares against every key in constant time."""
     if not presented:
         return None
+    offered = presented.encode()
     matched = None
-    for known in api_keys:
-        if hmac.compare_digest(presented.encode(), known.get_secret_value().encode()):
-            matched = known.get_secret_value()
-    return client_digest(matched) if matched is not None else None
+    for known in keys:
+        if hmac.compare_digest(offered, known.secret):
+            matched = known.client
+    return matched
 
 
 class RequestGate:
@@ -52,7 +64,7 @@ class RequestGate:
         metrics: BookingMetrics,
     ) -> None:
         self.app = app
-        self.api_keys = api_keys
+        self.keys = known_keys(api_keys)  # each key's digest made once, not on every request
         self.buckets = buckets
         self.max_body_bytes = max_body_bytes
         self.metrics = metrics
@@ -64,7 +76,7 @@ class RequestGate:
         headers = {name.decode("latin-1").lower(): value.decode("latin-1") for name, value in scope["headers"]}
         has_body = _has_body(headers)
         if str(scope["path"]).startswith(PROTECTED_PREFIXES):
-            client = known_client(self.api_keys, headers.get("x-api-key"))
+            client = known_client(self.keys, headers.get("x-api-key"))
             if client is None:
                 await self._refuse(send, has_body, 401, "unauthorized", "send a valid API key in the X-API-Key header",
                                    {"WWW-Authenticate": "X-API-Key"})
