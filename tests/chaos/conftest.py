@@ -88,5 +88,10 @@ def pytest_runtest_makereport(
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
     scale = current_scale().name
-    command = " ".join([f"CHAOS_SCALE={scale}", "bash deploy/test.sh", *(shlex.quote(arg) for arg in sys.argv[1:])])
+    # In a worker process of pytest-xdist, the command line is the one the run was started with.
+    # deploy/test.sh puts its own "-n N --dist loadfile" first: the arguments it was given follow.
+    args = list(getattr(session.config, "workerinput", {}).get("mainargv", sys.argv)[1:])
+    if args[:1] == ["-n"] and args[2:4] == ["--dist", "loadfile"]:
+        args = args[4:]
+    command = " ".join([f"CHAOS_SCALE={scale}", "bash deploy/test.sh", *(shlex.quote(arg) for arg in args)])
     report.write(scale, _figures, command)
