@@ -12,11 +12,24 @@ given to `create_async_engine(module=...)`, SQLAlchemy's documented way to suppl
 dialect, the pool and everything else are SQLAlchemy's. It reaches aiosqlite's connection internals
 (`_execute`, `_conn`), as SQLAlchemy's adapter does: both libraries are pinned, and the whole test suite
 runs on it.
+
+It also lets one connection of the process write at a time (`WriteGate`). SQLite has one write lock per
+database; a connection that finds it taken waits in SQLite's busy handler, which sleeps 1, 2, 5, 10, 15,
+20, 25 ... 100 ms between tries, however soon the lock is free. Two of a service's own connections
+meeting there (the booking writer and the outbox relay marking what it published, the dispatcher's
+claims and its outcomes) cost the loser those sleeps: at 100 bookings a second, hundreds of them in
+20 s, and clusters of requests 40-90 ms late. A connection about to write now waits its turn on the event
+loop instead, woken as soon as the writer before it commits or rolls back. Writers in other processes
+are still SQLite's to arbitrate.
 """
 from __future__ import annotations
 
+import asyncio
 import collections
+import functools
+import re
 import sqlite3
+import weakref
 from collections.abc import Awaitable, Callable, Sequence
 from threading import Thread
 from typing import Any, cast
@@ -32,6 +45,47 @@ from sqlalchemy.util import EMPTY_DICT
 from sqlalchemy.util.concurrency import await_
 
 _Outcome = tuple[Any, list[Any], int, int | None]  # description, rows, rowcount, lastrowid
+
+# Statements that take SQLite's write lock (sqlite3 opens its transaction before the first DML statement).
+_WRITE = re.compile(r"\s*(INSERT|UPDATE|DELETE|REPLACE|CREATE|DROP|ALTER|BEGIN\s+(IMMEDIATE|EXCLUSIVE)|VACUUM)\b",
+                    re.IGNORECASE)
+_WRITE_IN_CTE = re.compile(r"\b(INSERT|UPDATE|DELETE|REPLACE)\b", re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=1024)  # SQLAlchemy hands over the same compiled statements again and again
+def takes_write_lock(operation: str) -> bool:
+    if _WRITE.match(operation):
+        return True
+    return operation.lstrip()[:4].upper() == "WITH" and _WRITE_IN_CTE.search(operation) is not None
+
+
+class WriteGate:
+    """One writing connection at a time among an engine's connections, in the order they asked.
+
+    Waiting is bounded like SQLite's own (its busy timeout): past it, the statement fails with the error
+    SQLite would have given, "database is locked".
+    """
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self._locks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+    def _lock(self) -> asyncio.Lock:
+        loop = asyncio.get_running_loop()
+        lock = self._locks.get(loop)
+        if lock is None:
+            lock = self._locks[loop] = asyncio.Lock()
+        return lock
+
+    async def enter(self) -> None:
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                await self._lock().acquire()
+        except TimeoutError:
+            raise sqlite3.OperationalError("database is locked") from None
+
+    def leave(self) -> None:
+        self._lock().release()
 
 
 def _execute(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
@@ -112,8 +166,15 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
     async def _on_thread(self, function: Any, operation: Any, parameters: Any) -> None:
         driver = cast(aiosqlite.Connection, self._connection)
         on_thread: Callable[..., Awaitable[_Outcome]] = driver._execute
-        async with self._adapt_connection._execute_mutex:
-            outcome = await on_thread(function, driver._conn, operation, parameters)
+        connection = cast(OneTripConnection, self._adapt_connection)
+        if not connection._writing and takes_write_lock(operation):
+            await connection.dbapi.write_gate.enter()
+            connection._writing = True
+        try:
+            async with connection._execute_mutex:
+                outcome = await on_thread(function, driver._conn, operation, parameters)
+        finally:
+            connection._leave_gate_after_transaction()
         self._description, rows, self._rowcount, self._lastrowid = outcome
         self._rows = collections.deque(rows)
 
@@ -123,16 +184,44 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
     does nothing (it checks the same flag on its side). The pool rolls back every connection handed back
     to it, after each commit and each read: that was a trip per transaction for nothing."""
 
-    __slots__ = ()
+    __slots__ = ("_writing",)
     _cursor_cls = OneTripCursor
+    dbapi: OneTripDbapi
+
+    def __init__(self, dbapi: OneTripDbapi, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._writing = False  # holds the engine's write gate, from its first write to its commit or rollback
 
     def commit(self) -> None:
-        if self._in_transaction():
-            super().commit()
+        try:
+            if self._in_transaction():
+                super().commit()
+        finally:
+            self._leave_gate_after_transaction()
 
     def rollback(self) -> None:
-        if self._in_transaction():
-            super().rollback()
+        try:
+            if self._in_transaction():
+                super().rollback()
+        finally:
+            self._leave_gate_after_transaction()
+
+    def close(self) -> None:
+        try:
+            super().close()  # a transaction still open is rolled back by SQLite
+        finally:
+            self._leave_gate_after_transaction(closed=True)
+
+    def terminate(self) -> None:  # the pool's way to drop a connection it invalidated
+        try:
+            super().terminate()
+        finally:
+            self._leave_gate_after_transaction(closed=True)
+
+    def _leave_gate_after_transaction(self, closed: bool = False) -> None:
+        if self._writing and (closed or not self._in_transaction()):
+            self._writing = False
+            self.dbapi.write_gate.leave()
 
     def _in_transaction(self) -> bool:
         # Read on the event loop's thread while no statement of this connection is under way (SQLAlchemy
@@ -143,6 +232,10 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
 
 class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
+    def __init__(self, aiosqlite: Any, sqlite: Any, write_timeout_s: float = 30.0) -> None:
+        super().__init__(aiosqlite, sqlite)
+        self.write_gate = WriteGate(write_timeout_s)
+
     def connect(self, *arg: Any, **kw: Any) -> OneTripConnection:
         creator_fn = kw.pop("async_creator_fn", None)
         connection = creator_fn(*arg, **kw) if creator_fn else self.aiosqlite.connect(*arg, **kw)
@@ -152,5 +245,6 @@ class OneTripDbapi(AsyncAdapt_aiosqlite_dbapi):
         return OneTripConnection(self, await_(connection))
 
 
-def one_trip_dbapi() -> OneTripDbapi:
-    return OneTripDbapi(aiosqlite, sqlite3)
+def one_trip_dbapi(write_timeout_s: float = 30.0) -> OneTripDbapi:
+    """A DB-API module for one engine: its connections share one write gate."""
+    return OneTripDbapi(aiosqlite, sqlite3, write_timeout_s)

@@ -101,3 +101,111 @@ async def test_work_left_uncommitted_is_still_rolled_back_when_the_connection_is
         await connection.rollback()
     async with engine.connect() as connection:
         assert (await connection.execute(select(func.count()).select_from(patients))).scalar_one() == 0
+
+
+async def _without_sqlite_waiting(connection: Any) -> None:
+    """SQLite's own busy handler off: a connection that finds the write lock taken fails at once."""
+    await connection.exec_driver_sql("PRAGMA busy_timeout=0")
+
+
+async def test_a_second_writer_of_the_process_waits_its_turn_on_the_loop_not_in_sqlite(engine: AsyncEngine) -> None:
+    import asyncio
+
+    committed: list[str] = []
+
+    async def first() -> None:
+        async with engine.begin() as connection:
+            await _without_sqlite_waiting(connection)
+            await connection.execute(insert(patients).values(name="Alex", visits=1))
+            await asyncio.sleep(0.05)  # holds SQLite's write lock meanwhile
+        committed.append("first")
+
+    async def second() -> None:
+        await asyncio.sleep(0.01)
+        async with engine.begin() as connection:
+            await _without_sqlite_waiting(connection)
+            await connection.execute(insert(patients).values(name="Sam", visits=1))
+            assert committed == ["first"], "it wrote only once the first writer had committed"
+        committed.append("second")
+
+    await asyncio.gather(first(), second())
+
+    assert committed == ["first", "second"]
+    async with engine.connect() as connection:
+        assert set((await connection.execute(select(patients.c.name))).scalars()) == {"Alex", "Sam"}
+
+
+async def test_a_writer_that_fails_and_rolls_back_lets_the_next_one_in(engine: AsyncEngine) -> None:
+    import asyncio
+
+    async with engine.begin() as connection:
+        await connection.execute(insert(patients).values(name="Alex", visits=1))
+
+    async def duplicate() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(insert(patients).values(name="Kim", visits=1))
+            await asyncio.sleep(0.02)
+            await connection.execute(insert(patients).values(name="Alex", visits=2))
+
+    async def other() -> None:
+        await asyncio.sleep(0.01)
+        async with engine.begin() as connection:
+            await _without_sqlite_waiting(connection)
+            await connection.execute(insert(patients).values(name="Sam", visits=1))
+
+    outcomes = await asyncio.gather(duplicate(), other(), return_exceptions=True)
+
+    assert isinstance(outcomes[0], IntegrityError) and outcomes[1] is None
+    async with engine.connect() as connection:
+        assert set((await connection.execute(select(patients.c.name))).scalars()) == {"Alex", "Sam"}
+
+
+async def test_a_read_does_not_wait_for_a_writer(engine: AsyncEngine) -> None:
+    import asyncio
+
+    holding = asyncio.Event()
+    release = asyncio.Event()
+
+    async def writer() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(insert(patients).values(name="Alex", visits=1))
+            holding.set()
+            await release.wait()
+
+    task = asyncio.create_task(writer())
+    await holding.wait()
+    async with asyncio.timeout(5), engine.connect() as connection:
+        assert (await connection.execute(select(func.count()).select_from(patients))).scalar_one() == 0
+    release.set()
+    await task
+
+
+async def test_a_writer_kept_waiting_past_the_timeout_gets_sqlite_s_own_error(tmp_path: Path) -> None:
+    import asyncio
+
+    from sqlalchemy.exc import OperationalError
+    from sqlalchemy.ext.asyncio import create_async_engine
+
+    from shared.sqlite_driver import one_trip_dbapi
+
+    engine = create_async_engine(f"sqlite+aiosqlite:///{tmp_path / 'clinic.db'}", module=one_trip_dbapi(0.2))
+    await create_tables(engine, metadata)
+    release = asyncio.Event()
+
+    async def holder() -> None:
+        async with engine.begin() as connection:
+            await connection.execute(insert(patients).values(name="Alex", visits=1))
+            await release.wait()
+
+    task = asyncio.create_task(holder())
+    await asyncio.sleep(0.05)
+    try:
+        with pytest.raises(OperationalError, match="database is locked"):
+            async with engine.begin() as connection:
+                await connection.execute(insert(patients).values(name="Sam", visits=1))
+    finally:
+        release.set()
+        await task
+    async with engine.begin() as connection:  # the gate is free again once the holder committed
+        await connection.execute(insert(patients).values(name="Sam", visits=1))
+    await engine.dispose()
