@@ -5,7 +5,6 @@ idempotent response are committed together; the others open their own connection
 """
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Sequence
@@ -48,15 +47,17 @@ class BookingStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.outbox = BOOKING_OUTBOX
-        # SQLite has one write lock: requests that each open a write transaction on a connection of
-        # their own wait for it in SQLite's busy handler, which sleeps in growing steps, and a burst of
-        # bookings then takes seconds each. They queue here instead and write one after the other.
-        # PostgreSQL locks rows, and its writers go concurrently.
-        self._one_writer = asyncio.Lock() if engine.dialect.name == "sqlite" else None
+        self._sqlite = engine.dialect.name == "sqlite"
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self._one_writer or contextlib.nullcontext(), self.engine.begin() as connection:
+        async with self.engine.begin() as connection:
+            if self._sqlite:
+                # SQLite's write lock from the start, so what the transaction reads before it writes
+                # cannot be changed by another writer meanwhile. The process's writers take their turns
+                # for it at the engine's write gate (shared/sqlite_driver.py), not in SQLite's busy
+                # handler. PostgreSQL locks rows, and its writers go concurrently.
+                await connection.exec_driver_sql("BEGIN IMMEDIATE")
             yield connection
 
     # --- appointments ---------------------------------------------------------------------
