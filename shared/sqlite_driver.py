@@ -17,8 +17,8 @@ It also lets one connection of the process write at a time (`WriteGate`). SQLite
 database; a connection that finds it taken waits in SQLite's busy handler, which sleeps 1, 2, 5, 10, 15,
 20, 25 ... 100 ms between tries, however soon the lock is free. Two of a service's own connections
 meeting there (the booking writer and the outbox relay marking what it published, the dispatcher's
-claims and its outcomes) cost the loser those sleeps: at 100 bookings a second, hundreds of them in
-20 s, and clusters of requests 40-90 ms late. A connection about to write now waits its turn on the event
+claims and its outcomes) cost the loser those sleeps: at 100 bookings a second, about 800 of them in
+20 s (bench/README.md). A connection about to write now waits its turn on the event
 loop instead, woken as soon as the writer before it commits or rolls back. Writers in other processes
 are still SQLite's to arbitrate.
 """
@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import functools
 import re
 import sqlite3
@@ -77,15 +78,15 @@ class WriteGate:
             lock = self._locks[loop] = asyncio.Lock()
         return lock
 
-    async def enter(self) -> None:
+    async def enter(self) -> asyncio.Lock:
+        """Wait for the gate; returns what to release once the transaction has ended."""
+        lock = self._lock()
         try:
             async with asyncio.timeout(self.timeout_s):
-                await self._lock().acquire()
+                await lock.acquire()
         except TimeoutError:
             raise sqlite3.OperationalError("database is locked") from None
-
-    def leave(self) -> None:
-        self._lock().release()
+        return lock
 
 
 def _execute(connection: sqlite3.Connection, operation: str, parameters: Any) -> _Outcome:
@@ -167,9 +168,8 @@ class OneTripCursor(AsyncAdapt_aiosqlite_cursor):
         driver = cast(aiosqlite.Connection, self._connection)
         on_thread: Callable[..., Awaitable[_Outcome]] = driver._execute
         connection = cast(OneTripConnection, self._adapt_connection)
-        if not connection._writing and takes_write_lock(operation):
-            await connection.dbapi.write_gate.enter()
-            connection._writing = True
+        if connection._writing is None and takes_write_lock(operation):
+            connection._writing = await connection.dbapi.write_gate.enter()
         try:
             async with connection._execute_mutex:
                 outcome = await on_thread(function, driver._conn, operation, parameters)
@@ -190,7 +190,7 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
 
     def __init__(self, dbapi: OneTripDbapi, connection: Any) -> None:
         super().__init__(dbapi, connection)
-        self._writing = False  # holds the engine's write gate, from its first write to its commit or rollback
+        self._writing: asyncio.Lock | None = None  # the engine's write gate, held from the first write to the end
 
     def commit(self) -> None:
         try:
@@ -219,9 +219,11 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
             self._leave_gate_after_transaction(closed=True)
 
     def _leave_gate_after_transaction(self, closed: bool = False) -> None:
-        if self._writing and (closed or not self._in_transaction()):
-            self._writing = False
-            self.dbapi.write_gate.leave()
+        held = self._writing
+        if held is not None and (closed or not self._in_transaction()):
+            self._writing = None
+            with contextlib.suppress(RuntimeError):  # dropped after its event loop closed: nobody waits
+                held.release()
 
     def _in_transaction(self) -> bool:
         # Read on the event loop's thread while no statement of this connection is under way (SQLAlchemy
