@@ -193,16 +193,15 @@ class OneTripConnection(AsyncAdapt_aiosqlite_connection):
         self._writing: asyncio.Lock | None = None  # the engine's write gate, held from the first write to the end
 
     def commit(self) -> None:
-        try:
-            if self._in_transaction():
-                super().commit()
-        finally:
-            self._leave_gate_after_transaction()
+        self._end_transaction(super().commit)
 
     def rollback(self) -> None:
+        self._end_transaction(super().rollback)
+
+    def _end_transaction(self, end: Callable[[], None]) -> None:
         try:
             if self._in_transaction():
-                super().rollback()
+                end()
         finally:
             self._leave_gate_after_transaction()
 
